@@ -1,0 +1,51 @@
+# Two commands: `make run` and `make test`. Each sets up everything it needs:
+# a virtualenv in .venv with the project installed, and Prosody from Debian's packages.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+RUN_DIR := run
+
+export DEBIAN_FRONTEND := noninteractive
+
+.PHONY: setup run test lint format clean prosody venv-support
+
+setup: $(INSTALLED) prosody conf/secret.txt
+
+venv-support:
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { apt-get update && apt-get install -y python3-venv; }
+
+$(PY): | venv-support
+	$(PYTHON) -m venv $(VENV)
+
+$(INSTALLED): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+prosody:
+	@command -v prosody >/dev/null || apt-get install -y prosody || { apt-get update && apt-get install -y prosody; }
+
+conf/secret.txt: | $(PY)
+	umask 077 && $(PY) -c 'import secrets; print(secrets.token_hex(16))' > $@
+
+run: setup
+	$(PY) conf/prosody/private_prosody.py --dir $(RUN_DIR)/prosody \
+	    --c2s-port 5222 --component-port 5347 --secret-file conf/secret.txt \
+	    --user alice --password alice -- \
+	    $(VENV)/bin/twistd --nodaemon --pidfile= iqresponder --config conf/iqresponder.toml
+
+test: setup
+	$(PY) -m pytest
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(INSTALLED)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) $(RUN_DIR) build dist twisted/plugins/dropin.cache

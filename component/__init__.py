@@ -1,0 +1,29 @@
+"""iqresponder: an XMPP external component (XEP-0114) that answers Iq requests.
+
+What handler authors import::
+
+    from component import responder, Request, StanzaError, XMPPError, IqError, IqTimeout, NotConnected
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from component.errors import IqError, IqTimeout, NotConnected, StanzaError, XMPPError
+from component.registry import responder
+from component.request import Request
+from component.tracker import NO_TIMEOUT
+
+try:
+    __version__ = version("iqresponder")
+except PackageNotFoundError:  # running from a checkout that was not installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "NO_TIMEOUT",
+    "IqError",
+    "IqTimeout",
+    "NotConnected",
+    "Request",
+    "StanzaError",
+    "XMPPError",
+    "responder",
+]

@@ -1,0 +1,239 @@
+"""One TOML file in, one frozen ``Settings`` out.
+
+Every problem is a ``ConfigError`` whose message names the file, the key and
+what is wrong, on one line, so that an operator can fix it without reading a
+traceback. Relative paths inside the file are relative to the file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from component.request import InvalidFormat, parse_jid
+
+SECRET_VARIABLE = "IQRESPONDER_SECRET"
+DEFAULT_IDENTITY = {"category": "component", "type": "generic", "name": "iqresponder"}
+
+
+class ConfigError(Exception):
+    """A configuration problem: ``str()`` is the one line shown to the operator."""
+
+    def __init__(self, path: Path | str, key: str | None, problem: str) -> None:
+        where = f"{path}: {key}" if key else str(path)
+        super().__init__(f"{where}: {problem}")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A service discovery identity (XEP-0030)."""
+
+    category: str
+    type: str
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the component reads from its configuration, validated."""
+
+    path: Path
+    jid: str
+    secret: str = field(repr=False)
+    server: str = "tcp:host=127.0.0.1:port=5347"
+    response_timeout: float = 30.0
+    reconnect_max: float = 60.0
+    handler_directories: tuple[Path, ...] = ()
+    handler_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    identities: tuple[Identity, ...] = (Identity(**DEFAULT_IDENTITY),)
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Command-line values that win over the file."""
+
+    jid: str | None = None
+    server: str | None = None
+    secret_file: str | None = None
+    handler_directories: Sequence[str] = ()
+
+
+def load(path: str | Path, overrides: Overrides | None = None, environ: Mapping[str, str] = os.environ) -> Settings:
+    """Read and validate the configuration file at ``path``.
+
+    The secret comes from, in order: ``--secret-file``, the
+    ``IQRESPONDER_SECRET`` environment variable, then ``secret_file`` or
+    ``secret`` in the file.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            document = tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(path, None, f"cannot read the file: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(path, None, f"not valid TOML: {e}") from None
+    return _Reader(path).settings(document, overrides or Overrides(), environ)
+
+
+class _Reader:
+    """Walks the parsed document, checking each key against what is allowed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.base = path.parent
+
+    def error(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(self.path, key, problem)
+
+    def table(self, document: Mapping[str, Any], key: str, allowed: set[str]) -> Mapping[str, Any]:
+        value = document.get(key.rpartition(".")[2], {})
+        if not isinstance(value, dict):
+            raise self.error(key, f"expected a table, got {_kind(value)}")
+        for name in value:
+            if name not in allowed:
+                raise self.error(f"{key}.{name}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
+        return value
+
+    def value(
+        self, table: Mapping[str, Any], section: str, key: str, kind: type | tuple[type, ...], default: Any = None
+    ) -> Any:
+        if key not in table:
+            return default
+        value = table[key]
+        if isinstance(value, bool) or not isinstance(value, kind):
+            expected = "a number" if kind == (int, float) else _kind(kind())
+            raise self.error(f"{section}.{key}", f"expected {expected}, got {_kind(value)}")
+        return value
+
+    def seconds(self, table: Mapping[str, Any], key: str, default: float) -> float:
+        value = float(self.value(table, "component", key, (int, float), default))
+        if not (value > 0) or math.isnan(value):
+            raise self.error(f"component.{key}", f"expected a positive number of seconds, got {value}")
+        return value
+
+    def settings(self, document: Mapping[str, Any], overrides: Overrides, environ: Mapping[str, str]) -> Settings:
+        for name in document:
+            if name not in {"component", "handlers", "disco"}:
+                raise self.error(name, "unknown section (allowed: component, disco, handlers)")
+        component = self.table(
+            document,
+            "component",
+            {"jid", "secret", "secret_file", "server", "response_timeout", "reconnect_max"},
+        )
+        handlers = self.table(document, "handlers", {"directories", "options"})
+        disco = self.table(document, "disco", {"identities"})
+
+        return Settings(
+            path=self.path,
+            jid=self.jid(overrides.jid or self.value(component, "component", "jid", str)),
+            secret=self.secret(component, overrides, environ),
+            server=self.server(overrides.server or self.value(component, "component", "server", str, Settings.server)),
+            response_timeout=self.seconds(component, "response_timeout", Settings.response_timeout),
+            reconnect_max=self.seconds(component, "reconnect_max", Settings.reconnect_max),
+            handler_directories=self.directories(handlers, overrides),
+            handler_options=self.handler_options(handlers),
+            identities=self.identities(disco),
+        )
+
+    def jid(self, value: str | None) -> str:
+        if value is None:
+            raise self.error("component.jid", "missing: the component's domain, such as iq.example.org")
+        try:
+            parsed = parse_jid(value)
+        except InvalidFormat as e:
+            raise self.error("component.jid", f"not a valid JID: {value!r} ({e})") from None
+        if parsed.user is not None or parsed.resource is not None:
+            raise self.error("component.jid", f"expected a bare domain such as iq.example.org, got {value!r}")
+        return parsed.full()
+
+    def secret(self, component: Mapping[str, Any], overrides: Overrides, environ: Mapping[str, str]) -> str:
+        if overrides.secret_file:
+            return self.read_secret("--secret-file", Path(overrides.secret_file))
+        if environ.get(SECRET_VARIABLE):
+            return environ[SECRET_VARIABLE]
+        secret = self.value(component, "component", "secret", str)
+        secret_file = self.value(component, "component", "secret_file", str)
+        if secret is not None and secret_file is not None:
+            raise self.error("component.secret", "give secret or secret_file, not both")
+        if secret_file is not None:
+            return self.read_secret("component.secret_file", self.base / secret_file)
+        if not secret:
+            raise self.error(
+                "component.secret",
+                f"missing: set secret_file (or secret) here, or the {SECRET_VARIABLE} environment variable",
+            )
+        return secret
+
+    def read_secret(self, key: str, path: Path) -> str:
+        try:
+            secret = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as e:
+            problem = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+            raise self.error(key, f"cannot read the secret file {path}: {problem}") from None
+        if not secret:
+            raise self.error(key, f"the secret file {path} is empty")
+        return secret
+
+    def server(self, value: str) -> str:
+        from twisted.internet import endpoints, reactor
+
+        try:
+            endpoints.clientFromString(reactor, value)
+        except (ValueError, TypeError, KeyError) as e:
+            raise self.error("component.server", f"not a Twisted client endpoint string: {value!r} ({e})") from None
+        return value
+
+    def directories(self, handlers: Mapping[str, Any], overrides: Overrides) -> tuple[Path, ...]:
+        if overrides.handler_directories:
+            key, base, names = "--handlers", Path.cwd(), list(overrides.handler_directories)
+        else:
+            key, base = "handlers.directories", self.base
+            names = self.value(handlers, "handlers", "directories", list, [])
+            if not all(isinstance(name, str) for name in names):
+                raise self.error(key, "expected a list of directory paths (strings)")
+        directories = []
+        for name in names:
+            directory = (base / name).resolve()
+            if not directory.is_dir():
+                raise self.error(key, f"no such directory: {directory}")
+            directories.append(directory)
+        return tuple(directories)
+
+    def handler_options(self, handlers: Mapping[str, Any]) -> Mapping[str, Mapping[str, Any]]:
+        options = self.value(handlers, "handlers", "options", dict, {})
+        for name, table in options.items():
+            if not isinstance(table, dict):
+                raise self.error(f"handlers.options.{name}", f"expected a table, got {_kind(table)}")
+        return options
+
+    def identities(self, disco: Mapping[str, Any]) -> tuple[Identity, ...]:
+        tables = self.value(disco, "disco", "identities", list, [DEFAULT_IDENTITY])
+        identities = []
+        for index, table in enumerate(tables):
+            key = f"disco.identities[{index}]"
+            if not isinstance(table, dict):
+                raise self.error(key, f"expected a table like {{ category = ..., type = ... }}, got {_kind(table)}")
+            for name in table:
+                if name not in {"category", "type", "name"}:
+                    raise self.error(f"{key}.{name}", "unknown key (allowed: category, name, type)")
+            for name in ("category", "type"):
+                if not isinstance(table.get(name), str) or not table[name]:
+                    raise self.error(f"{key}.{name}", "missing or not a non-empty string")
+            if "name" in table and not isinstance(table["name"], str):
+                raise self.error(f"{key}.name", f"expected a string, got {_kind(table['name'])}")
+            identities.append(Identity(table["category"], table["type"], table.get("name")))
+        if not identities:
+            raise self.error("disco.identities", "at least one identity is required (XEP-0030)")
+        return tuple(identities)
+
+
+def _kind(value: Any) -> str:
+    """The TOML name of a value's type, for error messages."""
+    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "an array", dict: "a table"}
+    return names.get(type(value), type(value).__name__)

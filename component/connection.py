@@ -1,0 +1,180 @@
+"""The XEP-0114 stream to the server, kept up by Twisted's ``ClientService``.
+
+The handshake is Twisted's ``ConnectComponentAuthenticator``. What this module
+adds is what twisted.words gets wrong for a long-running component: the
+backoff counts attempts since the last *successful handshake* (not since the
+last TCP connect, so a wrong secret is not retried once a second forever), a
+refusal by the server is logged in one line with its condition and text, and
+an authenticated stream hands each ``<iq/>`` straight to the router with no
+XPath evaluation.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.service import Service
+from twisted.internet import protocol
+from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.words.protocols.jabber import error, xmlstream
+from twisted.words.protocols.jabber.component import ConnectComponentAuthenticator
+from twisted.words.xish import domish
+from zope.interface import implementer
+
+NS_COMPONENT_ACCEPT = "jabber:component:accept"
+INITIAL_RETRY_DELAY = 0.5  # seconds; doubles per failed attempt up to reconnect_max, plus up to 1 s of jitter
+
+
+class ComponentStream(xmlstream.XmlStream):
+    """An ``XmlStream`` whose stanzas, once authenticated, go to one callable."""
+
+    route_iq: Callable[[domish.Element], None] | None = None
+    refused = False
+
+    def onElement(self, element: domish.Element) -> None:
+        if self.route_iq is not None and element.name == "iq" and element.uri == NS_COMPONENT_ACCEPT:
+            self.route_iq(element)
+        else:
+            xmlstream.XmlStream.onElement(self, element)
+
+
+@implementer(IStreamClientEndpoint)
+class _ReportingEndpoint:
+    """Logs why a connection attempt failed; ``ClientService`` only says when it will retry."""
+
+    log = Logger()
+
+    def __init__(self, endpoint: IStreamClientEndpoint, server: str) -> None:
+        self._endpoint = endpoint
+        self._server = server
+
+    def connect(self, factory):
+        def report(failure: Failure) -> Failure:
+            self.log.warn("Cannot connect to {server}: {reason}", server=self._server, reason=failure.getErrorMessage())
+            return failure
+
+        return self._endpoint.connect(factory).addErrback(report)
+
+    def __repr__(self) -> str:
+        return self._server
+
+
+class _StreamFactory(protocol.Factory):
+    noisy = False  # one "Starting factory" line per reconnect attempt says nothing useful
+
+    def __init__(self, connection: ComponentConnection) -> None:
+        self.connection = connection
+
+    def buildProtocol(self, addr) -> ComponentStream:
+        return self.connection.build_stream()
+
+
+class ComponentConnection(Service):
+    """Keeps one authenticated component stream up, reconnecting with backoff.
+
+    ``on_authenticated(stream)`` and ``on_lost(reason)`` tell the owner when
+    the stream can and cannot be used; ``on_refused(condition, text)`` reports
+    the server refusing the component's name or secret.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        jid: str,
+        secret: str,
+        endpoint: IStreamClientEndpoint,
+        server: str,
+        route_iq: Callable[[domish.Element], None],
+        on_authenticated: Callable[[ComponentStream], None],
+        on_lost: Callable[[str], None],
+        on_refused: Callable[[str, str | None], None],
+        clock: IReactorTime,
+        reconnect_max: float = 60.0,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.jid = jid
+        self._secret = secret
+        self.server = server
+        self._route_iq = route_iq
+        self._on_authenticated = on_authenticated
+        self._on_lost = on_lost
+        self._on_refused = on_refused
+        self._backoff = backoffPolicy(INITIAL_RETRY_DELAY, reconnect_max, 2.0, jitter)
+        self.attempts_since_authenticated = 0
+        self.ever_authenticated = False
+        self.stream: ComponentStream | None = None
+        self._client = ClientService(
+            _ReportingEndpoint(endpoint, server), _StreamFactory(self), retryPolicy=self._next_delay, clock=clock
+        )
+
+    def startService(self) -> None:
+        super().startService()
+        self._client.startService()
+
+    def stopService(self):
+        super().stopService()
+        return self._client.stopService()
+
+    def _next_delay(self, _attempts_since_tcp_connect: int) -> float:
+        # ClientService resets its own count on every TCP connect; ours resets only on a handshake.
+        self.attempts_since_authenticated += 1
+        return self._backoff(self.attempts_since_authenticated)
+
+    def build_stream(self) -> ComponentStream:
+        stream = ComponentStream(ConnectComponentAuthenticator(self.jid, self._secret))
+        stream.addObserver(xmlstream.STREAM_AUTHD_EVENT, self._authenticated)
+        stream.addObserver(xmlstream.STREAM_ERROR_EVENT, lambda failure: self._stream_error(stream, failure))
+        stream.addObserver(xmlstream.STREAM_END_EVENT, lambda reason: self._ended(stream, reason))
+        return stream
+
+    def _authenticated(self, stream: ComponentStream) -> None:
+        self.attempts_since_authenticated = 0
+        self.ever_authenticated = True
+        self.stream = stream
+        stream.route_iq = self._route_iq
+        self.log.info("Authenticated as {jid} to {server}", jid=self.jid, server=self.server)
+        self._on_authenticated(stream)
+
+    def _stream_error(self, stream: ComponentStream, failure: Failure) -> None:
+        problem = failure.value
+        if isinstance(problem, error.StreamError):
+            condition, text = problem.condition, problem.text
+        else:
+            condition, text = "not-well-formed", str(problem)
+        if stream is self.stream:
+            self.log.warn(
+                "Stream error from {server}: {condition}{text}",
+                server=self.server,
+                condition=condition,
+                text=f" ({text})" if text else "",
+            )
+        else:
+            stream.refused = True
+            self.log.error(
+                "{server} refused {jid}: {condition}{text}",
+                server=self.server,
+                jid=self.jid,
+                condition=condition,
+                text=f" ({text})" if text else "",
+            )
+            self._on_refused(condition, text)
+
+    def _ended(self, stream: ComponentStream, reason: Failure) -> None:
+        stream.route_iq = None
+        if stream is self.stream:
+            self.stream = None
+            self.log.warn(
+                "Lost the connection to {server}: {reason}", server=self.server, reason=reason.getErrorMessage()
+            )
+            self._on_lost(reason.getErrorMessage())
+        elif not stream.refused:
+            self.log.warn(
+                "The connection to {server} closed before the handshake completed: {reason}",
+                server=self.server,
+                reason=reason.getErrorMessage(),
+            )

@@ -1,0 +1,141 @@
+"""The ``@responder`` decorator and the registry that maps requests to responders.
+
+Dispatch is a dict lookup by ``(type, namespace)`` and then by the payload's
+element name, so its cost does not grow with the number of responders (an
+XPath observer per responder costs about 0.9 us per responder per stanza).
+Two responders for the same key are refused at once, naming both origins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+IQ_REQUEST_TYPES = ("get", "set")
+_MARK = "__iqresponder__"
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """What one ``@responder(...)`` line asks for."""
+
+    namespace: str
+    types: tuple[str, ...]
+    element: str | None
+    disco: bool
+
+
+@dataclass(frozen=True)
+class Responder:
+    """A registered responder: the function, what it answers, and where it came from."""
+
+    function: Callable[..., Any]
+    namespace: str
+    type: str
+    element: str | None
+    origin: str
+
+    @property
+    def name(self) -> str:
+        return getattr(self.function, "__qualname__", repr(self.function))
+
+
+class RegistrationConflict(Exception):
+    """Two responders claim the same (type, namespace, element)."""
+
+
+def responder(namespace: str, type: str | None = None, element: str | None = None, *, disco: bool = True):
+    """Mark a function as the responder for Iq requests whose payload is in ``namespace``.
+
+    ``type`` is ``"get"``, ``"set"`` or ``None`` for both; ``element`` narrows by
+    the payload's local name. The namespace is advertised as a disco#info
+    feature unless ``disco=False``. The decorator may be stacked.
+    """
+    if not isinstance(namespace, str) or not namespace:
+        raise ValueError("responder() needs a namespace string")
+    if type is not None and type not in IQ_REQUEST_TYPES:
+        raise ValueError(f"responder() type must be 'get', 'set' or None, not {type!r}")
+    declaration = Declaration(namespace, IQ_REQUEST_TYPES if type is None else (type,), element, disco)
+
+    def mark(function):
+        getattr(function, _MARK, None) or setattr(function, _MARK, [])
+        getattr(function, _MARK).append(declaration)
+        return function
+
+    return mark
+
+
+class _ByElement(dict):
+    """The responders of one (type, namespace), by payload element name; ``any`` matches the rest."""
+
+    __slots__ = ("any",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.any: Responder | None = None
+
+
+class Registry:
+    """Every responder the component serves, and the disco features they declare."""
+
+    def __init__(self) -> None:
+        self._routes: dict[tuple[str, str], _ByElement] = {}
+        self._namespaces: set[str] = set()
+        self._features: set[str] = set()
+
+    def add(self, function: Callable[..., Any], declaration: Declaration, origin: str) -> None:
+        """Register ``function`` for ``declaration``; raise ``RegistrationConflict`` on a duplicate key."""
+        for type in declaration.types:
+            by_element = self._routes.setdefault((type, declaration.namespace), _ByElement())
+            existing = by_element.any if declaration.element is None else by_element.get(declaration.element)
+            if existing is not None:
+                element = declaration.element or "any element"
+                raise RegistrationConflict(
+                    f"{type} {declaration.namespace} ({element}) is claimed by both "
+                    f"{existing.origin} ({existing.name}) and {origin} ({function.__qualname__})"
+                )
+            entry = Responder(function, declaration.namespace, type, declaration.element, origin)
+            if declaration.element is None:
+                by_element.any = entry
+            else:
+                by_element[declaration.element] = entry
+        self._namespaces.add(declaration.namespace)
+        if declaration.disco:
+            self._features.add(declaration.namespace)
+
+    def collect(self, module: ModuleType, origin: str) -> list[Responder]:
+        """Register every ``@responder`` defined in ``module`` (not those it imports)."""
+        added = []
+        for function in _marked(vars(module).values(), module.__name__):
+            for declaration in getattr(function, _MARK):
+                self.add(function, declaration, origin)
+                added.append(declaration.namespace)
+        return added
+
+    def lookup(self, type: str, namespace: str | None, element: str) -> Responder | None:
+        """The responder for a request, or ``None``."""
+        by_element = self._routes.get((type, namespace))
+        if by_element is None:
+            return None
+        return by_element.get(element, by_element.any)
+
+    def serves(self, namespace: str | None) -> bool:
+        """Whether any responder, of any type, is registered for ``namespace``."""
+        return namespace in self._namespaces
+
+    @property
+    def features(self) -> frozenset[str]:
+        """The namespaces responders declared for service discovery."""
+        return frozenset(self._features)
+
+
+def _marked(values: Iterable[Any], module_name: str) -> Iterable[Callable[..., Any]]:
+    """The marked functions defined in the module, each once even when bound to several names."""
+    seen = set()
+    for value in values:
+        marked = callable(value) and getattr(value, "__module__", None) == module_name and hasattr(value, _MARK)
+        if marked and id(value) not in seen:
+            seen.add(id(value))
+            yield value

@@ -1,0 +1,137 @@
+"""The running component: settings, registry, router, tracker and connection, as one service.
+
+Handlers see this object as ``request.component``: it sends stanzas, makes
+outbound queries and exposes the settings. It owns nothing handler-specific.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+from typing import Any
+
+from twisted.application.service import MultiService
+from twisted.internet import endpoints
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.words.xish import domish
+
+from component.config import Settings
+from component.connection import ComponentConnection, ComponentStream
+from component.registry import Registry
+from component.router import Router
+from component.tracker import Tracker
+
+# Conditions that mean "this name or secret is wrong", not "try again later".
+REFUSALS = frozenset({"not-authorized", "host-unknown"})
+EX_CONFIG = 78  # sysexits.h: the configuration is wrong
+
+
+class Component(MultiService):
+    """An XEP-0114 component that answers Iq requests with the responders of ``registry``.
+
+    A component that has never authenticated and is refused with
+    ``not-authorized`` or ``host-unknown`` stops the process with exit status
+    78 (EX_CONFIG): retrying cannot fix a wrong name or secret. Once it has
+    been authenticated, every failure is retried with backoff.
+    """
+
+    log = Logger()
+
+    def __init__(self, settings: Settings, registry: Registry, reactor: Any = None) -> None:
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor
+        self._reactor = reactor
+        self.settings = settings
+        self.jid = settings.jid
+        self.registry = registry
+        self.stream: ComponentStream | None = None
+        self.tracker = Tracker(
+            send=self.send,
+            clock=reactor,
+            own_domain=settings.jid,
+            server_domain=settings.jid.partition(".")[2] or None,
+            default_timeout=settings.response_timeout,
+        )
+        self.router = Router(registry, self.tracker, self)
+        self.connection = ComponentConnection(
+            jid=settings.jid,
+            secret=settings.secret,
+            endpoint=endpoints.clientFromString(reactor, settings.server),
+            server=settings.server,
+            route_iq=self.router.receive,
+            on_authenticated=self._authenticated,
+            on_lost=self._lost,
+            on_refused=self._refused,
+            clock=reactor,
+            reconnect_max=settings.reconnect_max,
+        )
+        self.connection.setServiceParent(self)
+
+    @property
+    def connected(self) -> bool:
+        """Whether an authenticated stream is up."""
+        return self.stream is not None
+
+    @property
+    def features(self) -> list[str]:
+        """The disco#info features the responders declare, sorted (disco itself adds its own)."""
+        return sorted(self.registry.features)
+
+    def send(self, element: domish.Element) -> bool:
+        """Write ``element`` to the stream; return ``False`` (and drop it) when not connected."""
+        if self.stream is None:
+            self.log.debug("Not connected: dropped {element}", element=element.toXml)
+            return False
+        self.stream.send(element)
+        return True
+
+    def query(
+        self, to: str, payload: domish.Element | str, type: str = "get", timeout: float | None = None
+    ) -> Deferred:
+        """Send an Iq and return a Deferred that fires with the response stanza.
+
+        ``payload`` is an Element, or a namespace meaning an empty ``<query/>`` in
+        it. Fails with ``IqError``, ``IqTimeout`` or ``NotConnected``.
+        ``timeout=None`` uses ``response_timeout``; ``component.NO_TIMEOUT``
+        waits as long as the connection lasts; ``cancel()`` forgets the query.
+        """
+        return self.tracker.query(to, payload, type, timeout)
+
+    def _authenticated(self, stream: ComponentStream) -> None:
+        self.stream = stream
+
+    def _lost(self, reason: str) -> None:
+        self.stream = None
+        self.tracker.fail_all(f"lost the connection to {self.settings.server}: {reason}")
+
+    def _refused(self, condition: str, text: str | None) -> None:
+        if condition in REFUSALS and not self.connection.ever_authenticated:
+            self.log.critical(
+                "Stopping: {server} refused {jid} ({condition}) before ever accepting it; "
+                "check component.jid and the secret in {path} against the server's configuration",
+                server=self.settings.server,
+                jid=self.jid,
+                condition=condition,
+                path=str(self.settings.path),
+            )
+            exit_after_shutdown(self._reactor, EX_CONFIG)
+
+
+def exit_after_shutdown(reactor: Any, status: int) -> None:
+    """Stop the reactor, and make the process exit with ``status`` once twistd has cleaned up.
+
+    twistd and twist always exit 0 after the reactor stops; an ``atexit`` hook
+    runs after their clean-up (pidfile removal, log flush) and sets the status.
+    """
+
+    def exit_with_status() -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+
+    atexit.register(exit_with_status)
+    if reactor.running:
+        reactor.stop()

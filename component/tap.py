@@ -1,0 +1,73 @@
+"""``twistd iqresponder`` and ``twist iqresponder``: command-line options and ``makeService``.
+
+Configuration and handler problems end the process with one line on stderr
+naming the file and the key, and exit status 78, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import ClassVar
+
+from twisted.python import usage
+
+from component.config import ConfigError, Overrides, Settings, load
+from component.loader import HandlerLoadError, load_handlers
+from component.registry import Registry
+from component.service import EX_CONFIG, Component
+
+
+def _fail(message: str, status: int = EX_CONFIG):
+    sys.stderr.write(f"iqresponder: {message}\n")
+    raise SystemExit(status)
+
+
+class Options(usage.Options):
+    """The command line; each option overrides its key in the configuration file."""
+
+    synopsis = "--config FILE [--jid JID] [--server ENDPOINT] [--secret-file FILE] [--handlers DIR ...]"
+    longdesc = "An XMPP external component (XEP-0114) that answers Iq requests from drop-in handler modules."
+    optParameters: ClassVar[list[list[str | None]]] = [
+        ["config", "c", None, "The configuration file (TOML); required."],
+        ["jid", None, None, "The component's domain (overrides component.jid)."],
+        ["server", None, None, "Server endpoint string; overrides component.server."],
+        ["secret-file", None, None, "File with the shared secret; overrides secret_file."],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["handlers"] = []
+        self.settings: Settings | None = None
+
+    def opt_handlers(self, directory: str) -> None:
+        """Handler directory, repeatable; overrides directories."""
+        self["handlers"].append(directory)
+
+    def postOptions(self) -> None:
+        if not self["config"]:
+            _fail("--config FILE is required (see --help)", status=2)
+        overrides = Overrides(
+            jid=self["jid"],
+            server=self["server"],
+            secret_file=self["secret-file"],
+            handler_directories=tuple(self["handlers"]),
+        )
+        try:
+            self.settings = load(self["config"], overrides)
+        except ConfigError as e:
+            _fail(str(e))
+
+
+def makeService(options: Options) -> Component:
+    """Build the component and load its handler modules; exit on any loading problem."""
+    settings = options.settings
+    registry = Registry()
+    component = Component(settings, registry)
+    try:
+        load_handlers(settings.handler_directories, registry, component, settings.handler_options)
+    except HandlerLoadError as e:
+        message = str(e)
+        if message.startswith("handlers.options."):
+            message = f"{settings.path}: {message}"
+        _fail(message)
+    return component

@@ -1,0 +1,161 @@
+"""Outbound Iq queries: ids, the pending map, timeouts, the sender check, cancel, fail-all.
+
+A query is a Deferred. It fires with the response stanza on ``result`` and
+fails with ``IqError``, ``IqTimeout`` or ``NotConnected``. Ids come from the
+``secrets`` module, and a response resolves a query only when it comes from
+the entity the query went to (RFC 6120 sections 8.1.2.1 and 10.3), so a forged
+response with a guessed or sniffed id changes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Callable
+
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from twisted.words.xish import domish
+
+from component.errors import IqError, IqTimeout, NotConnected
+from component.request import InvalidFormat, parse_jid
+
+NO_TIMEOUT = math.inf
+"""Pass as ``timeout`` to wait for a response for as long as the connection lasts."""
+
+
+def random_id() -> str:
+    """An unpredictable Iq id (96 random bits)."""
+    return secrets.token_urlsafe(12)
+
+
+class _Pending:
+    __slots__ = ("deferred", "expected_from", "timer")
+
+    def __init__(self, deferred: Deferred, expected_from: str | None, timer: IDelayedCall | None) -> None:
+        self.deferred = deferred
+        self.expected_from = expected_from
+        self.timer = timer
+
+
+class Tracker:
+    """Sends queries and matches their responses.
+
+    ``send`` writes a stanza and returns whether there was a stream to write
+    it to; ``own_domain`` is the component's domain (responses must be
+    addressed to it or to a JID under it); ``server_domain`` is the only
+    entity whose responses may come without a ``from``.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        send: Callable[[domish.Element], bool],
+        clock: IReactorTime,
+        own_domain: str,
+        server_domain: str | None,
+        default_timeout: float = 30.0,
+        new_id: Callable[[], str] = random_id,
+    ) -> None:
+        self._send = send
+        self._clock = clock
+        self._own_domain = own_domain
+        self._server_domain = server_domain
+        self.default_timeout = default_timeout
+        self._new_id = new_id
+        self._pending: dict[str, _Pending] = {}
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def query(
+        self,
+        to: str,
+        payload: domish.Element | str,
+        type: str = "get",
+        timeout: float | None = None,
+        sender: str | None = None,
+    ) -> Deferred:
+        """Send an Iq ``type`` with ``payload`` to ``to``; see ``Component.query``."""
+        if type not in ("get", "set"):
+            raise ValueError(f"query type must be 'get' or 'set', not {type!r}")
+        try:
+            expected_from = parse_jid(to).full()
+        except InvalidFormat as e:
+            raise ValueError(f"not a valid JID: {to!r} ({e})") from None
+        if isinstance(payload, str):
+            payload = domish.Element((payload, "query"))
+
+        iq_id = self._new_id()
+        while iq_id in self._pending:
+            iq_id = self._new_id()
+        iq = domish.Element((None, "iq"))
+        iq["type"] = type
+        iq["id"] = iq_id
+        iq["to"] = to
+        iq["from"] = sender or self._own_domain
+        iq.addChild(payload)
+
+        if not self._send(iq):
+            return fail(NotConnected(f"not connected: cannot send the query to {to}"))
+        deferred = Deferred(lambda d: self._forget(iq_id))
+        timeout = self.default_timeout if timeout is None else timeout
+        timer = None
+        if timeout != NO_TIMEOUT:
+            timer = self._clock.callLater(timeout, self._expire, iq_id, to, timeout)
+        self._pending[iq_id] = _Pending(deferred, expected_from, timer)
+        return deferred
+
+    def receive(self, iq: domish.Element) -> None:
+        """Resolve the query this ``result`` or ``error`` answers, if it truly does."""
+        pending = self._pending.get(iq.getAttribute("id"))
+        if pending is None:
+            return
+        if not self._from_expected_sender(iq, pending.expected_from):
+            self.log.warn(
+                "Ignored a response with id {id} from {sender} to {recipient}: the query went to {expected}",
+                id=iq.getAttribute("id"),
+                sender=iq.getAttribute("from"),
+                recipient=iq.getAttribute("to"),
+                expected=pending.expected_from,
+            )
+            return
+        del self._pending[iq["id"]]
+        if pending.timer is not None:
+            pending.timer.cancel()
+        if iq.getAttribute("type") == "result":
+            pending.deferred.callback(iq)
+        else:
+            pending.deferred.errback(IqError.from_stanza(iq))
+
+    def fail_all(self, reason: str) -> None:
+        """Fail every pending query with ``NotConnected`` (the stream is gone)."""
+        pending, self._pending = self._pending, {}
+        for entry in pending.values():
+            if entry.timer is not None:
+                entry.timer.cancel()
+            entry.deferred.errback(NotConnected(reason))
+
+    def _from_expected_sender(self, iq: domish.Element, expected_from: str) -> bool:
+        try:
+            recipient = iq.getAttribute("to")
+            if recipient is None or parse_jid(recipient).host != self._own_domain:
+                return False
+            sender = iq.getAttribute("from")
+            if sender is None:
+                return expected_from == self._server_domain
+            return parse_jid(sender).full() == expected_from
+        except InvalidFormat:
+            return False
+
+    def _expire(self, iq_id: str, to: str, timeout: float) -> None:
+        pending = self._pending.pop(iq_id, None)
+        if pending is not None:
+            pending.deferred.errback(IqTimeout(f"no response from {to} within {timeout:g} s"))
+
+    def _forget(self, iq_id: str) -> None:
+        pending = self._pending.pop(iq_id, None)
+        if pending is not None and pending.timer is not None and pending.timer.active():
+            pending.timer.cancel()

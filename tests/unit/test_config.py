@@ -1,0 +1,156 @@
+"""Configuration: what a valid file gives, and the one-line error for each way it can be wrong."""
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from component.config import ConfigError, Identity, Overrides, load
+
+MINIMAL = """
+[component]
+jid = "iq.example.org"
+secret = "s3cret"
+"""
+
+
+def config(tmp_path: Path, text: str, name: str = "iqresponder.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def error_for(path: Path, overrides: Overrides | None = None, environ=None) -> str:
+    with pytest.raises(ConfigError) as raised:
+        load(path, overrides or Overrides(), environ={} if environ is None else environ)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith((str(path), str(path.parent)))
+    return message
+
+
+def test_minimal_file_gets_the_documented_defaults(tmp_path):
+    settings = load(config(tmp_path, MINIMAL), environ={})
+    assert settings.jid == "iq.example.org"
+    assert settings.server == "tcp:host=127.0.0.1:port=5347"
+    assert settings.response_timeout == 30.0
+    assert settings.reconnect_max == 60.0
+    assert settings.handler_directories == ()
+    assert settings.identities == (Identity("component", "generic", "iqresponder"),)
+
+
+def test_every_documented_key_is_read(tmp_path):
+    (tmp_path / "handlers").mkdir()
+    (tmp_path / "secret.txt").write_text("from-file\n")
+    path = config(
+        tmp_path,
+        """
+        [component]
+        jid = "iq.example.org"
+        secret_file = "secret.txt"
+        server = "tcp:host=192.0.2.1:port=5275"
+        response_timeout = 5
+        reconnect_max = 12.5
+
+        [handlers]
+        directories = ["handlers"]
+
+        [handlers.options.example]
+        colour = "blue"
+
+        [disco]
+        identities = [{ category = "automation", type = "rpc" }, { category = "component", type = "generic", name = "x" }]
+        """,
+    )
+    settings = load(path, environ={})
+    assert settings.secret == "from-file"
+    assert settings.server == "tcp:host=192.0.2.1:port=5275"
+    assert (settings.response_timeout, settings.reconnect_max) == (5.0, 12.5)
+    assert settings.handler_directories == ((tmp_path / "handlers").resolve(),)
+    assert settings.handler_options == {"example": {"colour": "blue"}}
+    assert settings.identities == (Identity("automation", "rpc"), Identity("component", "generic", "x"))
+
+
+def test_secret_never_appears_in_the_settings_repr(tmp_path):
+    assert "s3cret" not in repr(load(config(tmp_path, MINIMAL), environ={}))
+
+
+def test_environment_variable_supplies_the_secret(tmp_path):
+    path = config(tmp_path, '[component]\njid = "iq.example.org"\n')
+    assert load(path, environ={"IQRESPONDER_SECRET": "from-env"}).secret == "from-env"
+
+
+def test_command_line_overrides_the_file(tmp_path):
+    (tmp_path / "other-handlers").mkdir()
+    (tmp_path / "cli-secret").write_text("from-cli")
+    overrides = Overrides(
+        jid="other.example.org",
+        server="tcp:host=127.0.0.1:port=6000",
+        secret_file=str(tmp_path / "cli-secret"),
+        handler_directories=(str(tmp_path / "other-handlers"),),
+    )
+    settings = load(config(tmp_path, MINIMAL), overrides, environ={"IQRESPONDER_SECRET": "env"})
+    assert settings.jid == "other.example.org"
+    assert settings.server == "tcp:host=127.0.0.1:port=6000"
+    assert settings.secret == "from-cli"
+    assert settings.handler_directories == ((tmp_path / "other-handlers").resolve(),)
+
+
+@pytest.mark.parametrize(
+    "text, key, problem",
+    [
+        (MINIMAL + "colour = 'blue'\n", "component.colour", "unknown key"),
+        (MINIMAL + "[extra]\n", "extra", "unknown section"),
+        (MINIMAL + "[handlers]\ndirectory = ['x']\n", "handlers.directory", "unknown key"),
+        ('[component]\njid = 42\nsecret = "s"\n', "component.jid", "expected a string, got an integer"),
+        (MINIMAL + "response_timeout = 'soon'\n", "component.response_timeout", "expected a number"),
+        (MINIMAL + "response_timeout = -1\n", "component.response_timeout", "positive"),
+        (MINIMAL + "reconnect_max = true\n", "component.reconnect_max", "expected a number, got a boolean"),
+        (MINIMAL + "server = 'nonsense:endpoint'\n", "component.server", "not a Twisted client endpoint"),
+        ('[component]\njid = "user@iq.example.org"\nsecret = "s"\n', "component.jid", "bare domain"),
+        ('[component]\njid = "bad..jid"\nsecret = "s"\n', "component.jid", "not a valid JID"),
+        ('[component]\nsecret = "s"\n', "component.jid", "missing"),
+        ('[component]\njid = "iq.example.org"\n', "component.secret", "missing"),
+        (MINIMAL + 'secret_file = "x"\n', "component.secret", "not both"),
+        ('[component]\njid = "iq.example.org"\nsecret_file = "absent.txt"\n', "component.secret_file", "absent.txt"),
+        (MINIMAL + "[handlers]\ndirectories = ['nowhere']\n", "handlers.directories", "no such directory"),
+        (MINIMAL + "[handlers]\ndirectories = 'handlers'\n", "handlers.directories", "expected an array"),
+        (MINIMAL + "[handlers]\ndirectories = [1]\n", "handlers.directories", "list of directory paths"),
+        (MINIMAL + "[handlers.options]\nexample = 3\n", "handlers.options.example", "expected a table"),
+        (MINIMAL + "[disco]\nidentities = [{ category = 'x' }]\n", "disco.identities[0].type", "missing"),
+        (MINIMAL + "[disco]\nidentities = [{ category = 'x', type = 'y', nom = 'z' }]\n", "identities[0].nom", ""),
+        (MINIMAL + "[disco]\nidentities = []\n", "disco.identities", "at least one"),
+        (MINIMAL + "[component.jid]\n", "", "TOML"),
+        ("[component\n", "", "not valid TOML"),
+    ],
+)
+def test_each_mistake_is_one_line_naming_file_key_and_problem(tmp_path, text, key, problem):
+    path = config(tmp_path, text)
+    message = error_for(path)
+    assert key in message and problem in message, message
+
+
+def test_empty_secret_file_is_an_error(tmp_path):
+    (tmp_path / "secret.txt").write_text("\n")
+    path = config(tmp_path, '[component]\njid = "iq.example.org"\nsecret_file = "secret.txt"\n')
+    assert "empty" in error_for(path)
+
+
+def test_missing_file_is_an_error(tmp_path):
+    message = error_for(tmp_path / "absent.toml")
+    assert "cannot read" in message
+
+
+def test_unreadable_file_is_an_error(tmp_path):
+    (tmp_path / "a-directory.toml").mkdir()  # unreadable as a file, even for root
+    assert "cannot read" in error_for(tmp_path / "a-directory.toml")
+
+
+def test_bad_command_line_secret_file_names_the_option(tmp_path):
+    message = error_for(config(tmp_path, MINIMAL), Overrides(secret_file=str(tmp_path / "nope")))
+    assert "--secret-file" in message
+
+
+def test_bad_command_line_handler_directory_names_the_option(tmp_path):
+    message = error_for(config(tmp_path, MINIMAL), Overrides(handler_directories=(str(tmp_path / "nope"),)))
+    assert "--handlers" in message and "no such directory" in message
