@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from twisted.application.service import MultiService
@@ -39,11 +40,19 @@ class Component(MultiService):
 
     log = Logger()
 
-    def __init__(self, settings: Settings, registry: Registry, reactor: Any = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        reactor: Any = None,
+        endpoint: Any = None,
+        give_up: Callable[[Any, int], None] | None = None,
+    ) -> None:
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor
         self._reactor = reactor
+        self._give_up = give_up or exit_after_shutdown
         self.settings = settings
         self.jid = settings.jid
         self.registry = registry
@@ -59,7 +68,7 @@ class Component(MultiService):
         self.connection = ComponentConnection(
             jid=settings.jid,
             secret=settings.secret,
-            endpoint=endpoints.clientFromString(reactor, settings.server),
+            endpoint=endpoint or endpoints.clientFromString(reactor, settings.server),
             server=settings.server,
             route_iq=self.router.receive,
             on_authenticated=self._authenticated,
@@ -117,7 +126,7 @@ class Component(MultiService):
                 condition=condition,
                 path=str(self.settings.path),
             )
-            exit_after_shutdown(self._reactor, EX_CONFIG)
+            self._give_up(self._reactor, EX_CONFIG)
 
 
 def exit_after_shutdown(reactor: Any, status: int) -> None:
