@@ -30,7 +30,8 @@ def child(reply):
 def condition(reply):
     assert reply["type"] == "error", reply.toXml()
     [error] = [c for c in reply.elements() if c.name == "error"]
-    return [c.name for c in error.elements() if c.name != "text"][0]
+    [name] = [c.name for c in error.elements() if c.name != "text"]
+    return name
 
 
 @pytest.fixture
