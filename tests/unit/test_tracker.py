@@ -44,7 +44,7 @@ def query(harness, *args, **kwargs):
 def respond(harness, iq, type="result", sender=None, to="iq.localhost", body=""):
     sender = iq["to"] if sender is None else sender
     attributes = f" from='{sender}'" if sender else ""
-    harness.receive(f"<iq type='{type}' id='{iq['id']}'{attributes} to='{to}'>{body}</iq>")
+    return harness.receive(f"<iq type='{type}' id='{iq['id']}'{attributes} to='{to}'>{body}</iq>")
 
 
 def test_query_sends_a_get_with_a_payload_from_a_namespace_string(harness):
@@ -94,7 +94,7 @@ def test_malformed_legacy_or_unknown_errors_become_undefined_condition(harness, 
     d = query(harness, PEER, "urn:example:q")
     respond(harness, sent_query(harness), type="error", body=body)
     kind, error = d.value
-    assert isinstance(error, IqError) and error.condition == "undefined-condition"
+    assert kind == "failure" and isinstance(error, IqError) and error.condition == "undefined-condition"
 
 
 def test_configured_response_timeout_applies_by_default(harness):
@@ -190,8 +190,7 @@ def test_cancel_forgets_the_query_and_its_timer_at_once(harness):
     d.cancel()
     assert isinstance(d.value[1], CancelledError)
     assert len(harness.component.tracker) == 0 and harness.clock.getDelayedCalls() == []
-    respond(harness, iq)  # arrives later: dropped quietly
-    assert harness.sent() == []
+    assert respond(harness, iq) == []  # arrives later: dropped quietly, never answered
 
 
 def test_losing_the_connection_fails_every_pending_query_with_not_connected(harness):
@@ -211,3 +210,66 @@ def test_query_while_disconnected_fails_at_once(harness):
 def test_invalid_destination_is_a_value_error(harness):
     with pytest.raises(ValueError):
         harness.component.query("@@bad@@", "urn:example:q")
+
+
+ASKING_RESPONDER = """
+from component import responder
+
+@responder("urn:example:ask", "get")
+async def ask_peer(request):
+    reply = await request.component.query("peer.localhost", "urn:example:data", timeout=5)
+    return next(reply.elements())
+"""
+
+
+@pytest.fixture
+def asking(tmp_path):
+    (tmp_path / "asking.py").write_text(ASKING_RESPONDER)
+    return InMemoryComponent([tmp_path])
+
+
+def ask(harness):
+    """A client's request to the asking responder; returns the outbound query it caused."""
+    sent = harness.receive(
+        "<iq type='get' id='c1' from='juliet@localhost/b' to='iq.localhost'><q xmlns='urn:example:ask'/></iq>"
+    )
+    [outbound] = sent
+    assert outbound["to"] == "peer.localhost"
+    return outbound
+
+
+def error_condition(reply):
+    [error] = [c for c in reply.elements() if c.name == "error"]
+    [name] = [c.name for c in error.elements() if c.name != "text"]
+    return error["type"], name
+
+
+def test_async_responder_awaits_a_query_and_answers_with_its_result(asking):
+    outbound = ask(asking)
+    [reply] = respond(asking, outbound, body="<data xmlns='urn:example:data'>42</data>")
+    assert (reply["id"], reply["type"], str(next(reply.elements()))) == ("c1", "result", "42")
+
+
+def test_iq_timeout_escaping_the_responder_answers_remote_server_timeout(asking):
+    ask(asking)
+    asking.clock.advance(5.01)
+    [reply] = asking.sent()
+    assert reply["id"] == "c1" and error_condition(reply) == ("wait", "remote-server-timeout")
+
+
+def test_iq_error_escaping_the_responder_answers_undefined_condition_without_the_third_partys_text(asking):
+    outbound = ask(asking)
+    body = (
+        "<error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+        "<text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>internal host db7 says no</text></error>"
+    )
+    [reply] = respond(asking, outbound, type="error", body=body)
+    assert error_condition(reply) == ("cancel", "undefined-condition")
+    assert "db7" not in reply.toXml()
+
+
+def test_not_connected_escaping_the_responder_is_not_sent_anywhere(asking):
+    ask(asking)
+    asking.disconnect()
+    assert asking.transport.value() == b""
+    assert len(asking.component.tracker) == 0

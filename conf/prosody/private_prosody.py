@@ -1,0 +1,398 @@
+"""A private Prosody 0.12 server for iqresponder's tests and ``make run``.
+
+Each run gets its own directory (data, pid file, log) and its own loopback ports, so
+tests and developers never share state with each other or with a system-wide Prosody.
+All per-run values reach ``prosody.cfg.lua`` (next to this file) as environment
+variables, which Prosody 0.12 exposes to the config as ``ENV_*`` globals.
+
+This module uses only the standard library on purpose: tests import it through pytest's
+``pythonpath = conf/prosody`` and ``make run`` runs it as a script, both without
+installing anything.
+
+Command line (what ``make run`` does)::
+
+    python conf/prosody/private_prosody.py --dir DIR --c2s-port 5222 \\
+        --component-port 5347 --secret-file conf/secret.txt \\
+        --user alice --password alice -- COMMAND ARGS...
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import errno
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+DEFAULT_CONFIG = Path(__file__).resolve().with_name("prosody.cfg.lua")
+"""The shared config; it takes everything run-specific from the environment."""
+
+VIRTUAL_HOST = "localhost"
+"""The client domain defined in the config; accounts live here."""
+
+COMPONENT_JID = "iq.localhost"
+"""The external component's name defined in the config."""
+
+LOOPBACK = "127.0.0.1"
+START_TIMEOUT = 10.0
+"""Prosody starts in about 0.1 s here; the bound only keeps a broken start from hanging."""
+STOP_TIMEOUT = 5.0
+POLL_INTERVAL = 0.02
+LOG_TAIL_LINES = 30
+
+# Prosody keeps running when it cannot bind a port (it only logs this), and another
+# program may then be answering on that port; so a start is only good when Prosody's
+# own log shows both listeners.
+_BIND_FAILED = "Failed to open server port"
+_ACTIVATED = "Activated service '{service}' on [{host}]:{port}"
+
+# Instances with a live process, stopped at interpreter exit so that a test run
+# that forgets stop() (or dies on an exception) leaves no Prosody behind. A plain
+# set, not a weak one: an instance dropped while running must still be stopped.
+_running: set[PrivateProsody] = set()
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago.
+
+    The kernel picks it (bind to port 0), which keeps parallel test runs apart. Another
+    process may still take it before Prosody binds it; start() detects that.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_in_use(port: int) -> bool:
+    """Tell whether something already listens on 127.0.0.1:port.
+
+    Binding with SO_REUSEADDR, as Prosody does, ignores connections left in TIME_WAIT
+    by a previous run, so a restart on the same port is not mistaken for a clash.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                return True
+            raise
+    return False
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return f"({path} is missing)"
+    return "\n".join(text.splitlines()[-lines:]) or f"({path} is empty)"
+
+
+class PrivateProsody:
+    """One Prosody process on loopback ports, with its data in ``directory``.
+
+    start() returns only when clients and the component can connect; stop() signals
+    only the process that start() launched, never anything found by name, so parallel
+    runs and a system Prosody are safe.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        c2s_port: int,
+        component_port: int,
+        secret: str,
+        config: Path = DEFAULT_CONFIG,
+    ) -> None:
+        # Absolute, because Prosody runs with the directory as its working directory
+        # and the config builds every path from it.
+        self.directory = Path(directory).resolve()
+        self.c2s_port = c2s_port
+        self.component_port = component_port
+        self.secret = secret
+        self.config = Path(config).resolve()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        """Prosody's own log (the config writes it here)."""
+        return self.directory / "prosody.log"
+
+    @property
+    def output_path(self) -> Path:
+        """Prosody's stdout and stderr: config errors and crashes end up here."""
+        return self.directory / "prosody.out"
+
+    @property
+    def pid(self) -> int | None:
+        """The pid of the running Prosody, or None when it is not running."""
+        if self._process is None or self._process.poll() is not None:
+            return None
+        return self._process.pid
+
+    def environment(self) -> dict[str, str]:
+        """The environment that Prosody and prosodyctl read the config with."""
+        return {
+            **os.environ,
+            "IQR_PROSODY_DIR": str(self.directory),
+            "IQR_C2S_PORT": str(self.c2s_port),
+            "IQR_COMPONENT_PORT": str(self.component_port),
+            "IQRESPONDER_SECRET": self.secret,
+        }
+
+    def start(self) -> None:
+        """Launch Prosody and wait until both ports accept connections.
+
+        Raises RuntimeError, with the tail of Prosody's log, if a port is taken, if
+        Prosody exits, or if it is not ready within START_TIMEOUT seconds.
+        """
+        if self.pid is not None:
+            raise RuntimeError(f"Prosody is already running (pid {self.pid})")
+        for port in (self.c2s_port, self.component_port):
+            if port_in_use(port):
+                raise RuntimeError(f"port {port} on {LOOPBACK} is already in use")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        # The log is appended to across restarts; only read what this start writes.
+        log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with self.output_path.open("ab") as output:
+            self._process = subprocess.Popen(
+                ["prosody", "--config", str(self.config), "-F"],
+                env=self.environment(),
+                cwd=self.directory,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                # Its own session: a Ctrl-C in the terminal goes to the foreground
+                # process group only, and the caller decides when Prosody stops.
+                start_new_session=True,
+            )
+        _running.add(self)
+        try:
+            self._wait_until_ready(log_offset)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_until_ready(self, log_offset: int) -> None:
+        assert self._process is not None
+        expected = [
+            _ACTIVATED.format(service="c2s", host=LOOPBACK, port=self.c2s_port),
+            _ACTIVATED.format(service="component", host=LOOPBACK, port=self.component_port),
+        ]
+        waiting = {self.c2s_port, self.component_port}
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            status = self._process.poll()
+            if status is not None:
+                self._fail(f"Prosody exited with status {status} while starting")
+            log = self._read_log(log_offset)
+            if _BIND_FAILED in log:
+                self._fail("Prosody could not bind a port")
+            waiting = {port for port in waiting if not _accepts(port)}
+            if not waiting and all(line in log for line in expected):
+                return
+            if time.monotonic() > deadline:
+                self._fail(f"Prosody was not ready after {START_TIMEOUT:g} s")
+            time.sleep(POLL_INTERVAL)
+
+    def _read_log(self, offset: int) -> str:
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(offset)
+                return log.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def _fail(self, reason: str) -> None:
+        self.stop()
+        raise RuntimeError(
+            f"{reason}.\n--- {self.log_path}:\n{_tail(self.log_path)}"
+            f"\n--- {self.output_path}:\n{_tail(self.output_path)}"
+        )
+
+    def stop(self) -> None:
+        """Stop Prosody: SIGTERM, then SIGKILL after STOP_TIMEOUT. Safe to repeat."""
+        process, self._process = self._process, None
+        _running.discard(self)
+        if process is None:
+            return
+        # Popen only signals its own child, and not once it has been reaped, so a
+        # recycled pid can never be hit.
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def restart(self) -> None:
+        """Stop and start again on the same ports; accounts and data are kept."""
+        self.stop()
+        self.start()
+
+    def register(self, user: str, host: str, password: str) -> None:
+        """Create (or reset the password of) ``user@host`` with prosodyctl.
+
+        prosodyctl writes the account files directly, so this works whether or not
+        Prosody is running, and a running Prosody sees the account at once.
+        """
+        self.directory.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(
+            ["prosodyctl", "--config", str(self.config), "register", user, host, password],
+            env=self.environment(),
+            cwd=self.directory,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if result.returncode != 0:
+            output = (result.stdout + result.stderr).strip()
+            raise RuntimeError(f"prosodyctl register {user} {host} failed with status {result.returncode}: {output}")
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for prosody in list(_running):
+        prosody.stop()
+
+
+class _Terminated(Exception):
+    """Raised in the main thread when the command line receives SIGTERM."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def _wait_for_command(child: subprocess.Popen[bytes], forward: signal.Signals) -> int:
+    """Let ``child`` finish after we were interrupted, and return its status.
+
+    A terminal Ctrl-C reaches the child by itself (same process group), so it gets a
+    moment first; a signal sent to this process alone is then passed on, and a child
+    that still does not exit is terminated and finally killed.
+    """
+    for timeout, action in (
+        (1.0, lambda: child.send_signal(forward)),
+        (STOP_TIMEOUT, child.terminate),
+        (STOP_TIMEOUT, child.kill),
+    ):
+        try:
+            return child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            action()
+    return child.wait()
+
+
+def _exit_status(returncode: int) -> int:
+    """Map Popen's -N (killed by signal N) to the shell's 128 + N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    # Everything after the first "--" is the command, untouched by argparse, so its
+    # own options cannot be mistaken for ours.
+    if "--" in argv:
+        split = argv.index("--")
+        ours, command = argv[:split], argv[split + 1 :]
+    else:
+        ours, command = argv, []
+    parser = argparse.ArgumentParser(
+        description="Run a private Prosody on loopback while COMMAND runs.",
+        usage="%(prog)s [options] -- COMMAND [ARGS...]",
+    )
+    parser.add_argument("--dir", type=Path, required=True, help="run directory")
+    parser.add_argument("--c2s-port", type=int, default=5222)
+    parser.add_argument("--component-port", type=int, default=5347)
+    parser.add_argument("--secret-file", type=Path, required=True)
+    parser.add_argument("--user", default="alice")
+    parser.add_argument("--password", default="alice")
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    return parser.parse_args(ours), command
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start Prosody, run the command in the foreground, stop Prosody, pass on the status.
+
+    Without a command, Prosody simply runs until Ctrl-C.
+    """
+    args, command = _parse(sys.argv[1:] if argv is None else argv)
+    try:
+        secret = args.secret_file.read_text().strip()
+    except OSError as error:
+        sys.exit(f"cannot read the component secret: {error}")
+    if not secret:
+        sys.exit(f"the component secret file {args.secret_file} is empty")
+    for port in (args.c2s_port, args.component_port):
+        if port_in_use(port):
+            sys.exit(f"port {port} on {LOOPBACK} is already in use")
+
+    prosody = PrivateProsody(args.dir, args.c2s_port, args.component_port, secret, config=args.config)
+    child: subprocess.Popen[bytes] | None = None
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        prosody.start()
+        prosody.register(args.user, VIRTUAL_HOST, args.password)
+        print(
+            f"Prosody is running (pid {prosody.pid}, log {prosody.log_path}). "
+            f"Clients log in on {LOOPBACK}:{args.c2s_port} without TLS as "
+            f"{args.user}@{VIRTUAL_HOST}, password {args.password!r}. "
+            f"The component {COMPONENT_JID} connects to {LOOPBACK}:{args.component_port} "
+            f"with the secret in {args.secret_file}; send an Iq to {COMPONENT_JID} "
+            "to reach it. Ctrl-C stops everything.",
+            flush=True,
+        )
+        if not command:
+            signal.pause()  # until Ctrl-C or SIGTERM
+            return 0
+        child = subprocess.Popen(command)
+        return _exit_status(child.wait())
+    except (KeyboardInterrupt, _Terminated) as interruption:
+        # A second Ctrl-C must not cut the clean-up short and orphan Prosody.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if child is None:
+            return 130 if isinstance(interruption, KeyboardInterrupt) else 143
+        forward = signal.SIGINT if isinstance(interruption, KeyboardInterrupt) else signal.SIGTERM
+        return _exit_status(_wait_for_command(child, forward))
+    except (RuntimeError, OSError, subprocess.SubprocessError) as error:
+        # Start-up failures and a command that cannot be run: one message, no traceback.
+        print(error, file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        prosody.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""The component as operators run it: twistd in a child process, with its log read line by line."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+TWISTD = Path(sys.executable).parent / "twistd"
+TWIST = Path(sys.executable).parent / "twist"
+
+
+class ComponentProcess:
+    """``twistd -n iqresponder --config FILE`` (or ``twist``) started by the test and stopped by its pid."""
+
+    def __init__(self, config: Path, *extra: str, twist: bool = False, env: dict[str, str] | None = None) -> None:
+        self.config = config
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        runner = (
+            [str(TWIST), "--log-format=text"] if twist else [str(TWISTD), "--nodaemon", "--pidfile=", "--logfile=-"]
+        )
+        command = [*runner, "iqresponder", "--config", str(config), *extra]
+        self.process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def log(self) -> str:
+        with self._changed:
+            return "\n".join(self.lines)
+
+    def wait_for_log(self, text: str, count: int = 1, timeout: float = 15.0) -> str:
+        """Wait until ``text`` has appeared in ``count`` log lines; return the last such line."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                matches = [line for line in self.lines if text in line]
+                if len(matches) >= count:
+                    return matches[count - 1]
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (self.process.poll() is not None and not self._reader.is_alive()):
+                    raise AssertionError(
+                        f"no log line with {text!r} (x{count}) within {timeout} s:\n" + "\n".join(self.lines)
+                    )
+                self._changed.wait(min(remaining, 0.5))
+
+    def wait(self, timeout: float = 15.0) -> int:
+        """Wait for the process to exit by itself; return its exit status."""
+        status = self.process.wait(timeout)
+        self._reader.join(timeout)
+        return status
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM our child by pid, then SIGKILL if it does not stop in time."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout)
+        self._reader.join(timeout)
+        return self.process.returncode
+
+
+def write_config(path: Path, component_port: int, secret_file: Path, directories: list[Path], extra: str = "") -> Path:
+    """A configuration for a component on the test's Prosody."""
+    listed = ", ".join(f'"{directory}"' for directory in directories)
+    path.write_text(
+        f"""
+[component]
+jid = "iq.localhost"
+secret_file = "{secret_file}"
+server = "tcp:host=127.0.0.1:port={component_port}"
+reconnect_max = 2.0
+
+[handlers]
+directories = [{listed}]
+{extra}
+"""
+    )
+    return path

@@ -1,0 +1,95 @@
+"""A real XMPP client for the tests: slixmpp, logged in to the test's Prosody as a user account.
+
+slixmpp runs on asyncio in a thread of its own, so tests stay plain synchronous
+functions and every wait has a bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from xml.etree import ElementTree
+
+import slixmpp
+from slixmpp.exceptions import IqError, IqTimeout
+
+NS_CLIENT = "jabber:client"
+NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+
+
+class XmppClient:
+    """One logged-in client session; ``iq()`` sends raw XML and returns the reply stanza."""
+
+    def __init__(self, jid: str, password: str, port: int, timeout: float = 10.0) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self.xmpp = self._run(self._connect(jid, password, port, timeout), timeout)
+
+    def _run(self, coroutine, timeout: float):
+        return asyncio.run_coroutine_threadsafe(asyncio.wait_for(coroutine, timeout), self.loop).result(timeout + 1)
+
+    async def _connect(self, jid: str, password: str, port: int, timeout: float) -> slixmpp.ClientXMPP:
+        xmpp = slixmpp.ClientXMPP(jid, password)
+        # Plaintext on loopback, as the test Prosody allows (see shared/xmpp-servers.md).
+        xmpp.enable_starttls = False
+        xmpp.enable_direct_tls = False
+        xmpp.enable_plaintext = True
+        xmpp.plugin["feature_mechanisms"].unencrypted_plain = True
+        for plugin in ("xep_0030", "xep_0199"):
+            xmpp.register_plugin(plugin)
+        started = asyncio.get_running_loop().create_future()
+        xmpp.add_event_handler("session_start", lambda _: started.done() or started.set_result(True))
+        xmpp.add_event_handler(
+            "failed_auth", lambda _: started.done() or started.set_exception(AssertionError("login failed"))
+        )
+        xmpp.connect("127.0.0.1", port)
+        await started
+        return xmpp
+
+    def iq(self, body: str, type: str = "get", to: str = "iq.localhost", timeout: float = 10.0) -> ElementTree.Element:
+        """Send ``<iq type=... to=...>body</iq>`` and return the reply (result or error)."""
+
+        async def exchange():
+            stanza = ElementTree.fromstring(f"<iq xmlns='{NS_CLIENT}' type='{type}' to='{to}'>{body}</iq>")
+            iq = self.xmpp.Iq(xml=stanza)
+            iq["id"] = self.xmpp.new_id()
+            try:
+                reply = await iq.send(timeout=timeout)
+            except IqError as e:
+                reply = e.iq
+            except IqTimeout:
+                raise AssertionError(f"no reply within {timeout} s to {body!r} for {to}") from None
+            return reply.xml, iq["id"]
+
+        reply, sent_id = self._run(exchange(), timeout + 1)
+        assert reply.get("id") == sent_id
+        return reply
+
+    def close(self) -> None:
+        """End the session and the client's thread; safe to call twice."""
+        if not self._thread.is_alive():
+            return
+
+        async def disconnect():
+            await asyncio.wait_for(self.xmpp.disconnect(), 5)
+            # Finish slixmpp's background tasks here, so none is left to a loop that has stopped.
+            tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        try:
+            asyncio.run_coroutine_threadsafe(disconnect(), self.loop).result(10)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(5)
+
+
+def error_of(reply: ElementTree.Element) -> tuple[str, str]:
+    """(type, condition) of an error reply."""
+    assert reply.get("type") == "error", ElementTree.tostring(reply)
+    error = reply.find(f"{{{NS_CLIENT}}}error")
+    conditions = [child.tag.split("}")[1] for child in error if child.tag.startswith(f"{{{NS_STANZAS}}}")]
+    conditions = [c for c in conditions if c != "text"]
+    return error.get("type"), conditions[0]
