@@ -294,22 +294,25 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise _Terminated
 
 
-def _wait_for_command(child: subprocess.Popen[bytes], forward: signal.Signals) -> int:
-    """Let ``child`` finish after we were interrupted, and return its status.
+def _wait_for_command(child: subprocess.Popen[bytes], interruption: signal.Signals) -> int:
+    """Let ``child`` finish after this process was interrupted, and return its status.
 
     A terminal Ctrl-C reaches the child by itself (same process group), so it gets a
-    moment first; a signal sent to this process alone is then passed on, and a child
-    that still does not exit is terminated and finally killed.
+    moment first and the SIGINT is passed on only if it is still running (the SIGINT
+    may have been sent to this process alone). A SIGTERM only ever reaches this
+    process, so it is passed on at once. A child that still does not exit is
+    terminated and finally killed.
     """
-    for timeout, action in (
-        (1.0, lambda: child.send_signal(forward)),
-        (STOP_TIMEOUT, child.terminate),
-        (STOP_TIMEOUT, child.kill),
-    ):
+    if interruption == signal.SIGINT:
+        steps = [(1.0, signal.SIGINT), (STOP_TIMEOUT, signal.SIGTERM), (STOP_TIMEOUT, signal.SIGKILL)]
+    else:
+        child.send_signal(interruption)
+        steps = [(STOP_TIMEOUT, signal.SIGKILL)]
+    for timeout, next_signal in steps:
         try:
             return child.wait(timeout)
         except subprocess.TimeoutExpired:
-            action()
+            child.send_signal(next_signal)
     return child.wait()
 
 
@@ -358,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
 
     prosody = PrivateProsody(args.dir, args.c2s_port, args.component_port, secret, config=args.config)
     child: subprocess.Popen[bytes] | None = None
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         prosody.start()
@@ -382,8 +386,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if child is None:
             return 130 if isinstance(interruption, KeyboardInterrupt) else 143
-        forward = signal.SIGINT if isinstance(interruption, KeyboardInterrupt) else signal.SIGTERM
-        return _exit_status(_wait_for_command(child, forward))
+        received = signal.SIGINT if isinstance(interruption, KeyboardInterrupt) else signal.SIGTERM
+        return _exit_status(_wait_for_command(child, received))
     except (RuntimeError, OSError, subprocess.SubprocessError) as error:
         # Start-up failures and a command that cannot be run: one message, no traceback.
         print(error, file=sys.stderr)
@@ -392,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         prosody.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,13 @@ EXAMPLES = ROOT / "examples" / "handlers"
 USER, PASSWORD = "alice", "wonderland"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_component_outlives_the_session():
+    yield
+    for process in ComponentProcess.started:
+        process.stop()
+
+
 @pytest.fixture(scope="module")
 def secret_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("secret") / "secret.txt"

@@ -17,6 +17,8 @@ TWIST = Path(sys.executable).parent / "twist"
 class ComponentProcess:
     """``twistd -n iqresponder --config FILE`` (or ``twist``) started by the test and stopped by its pid."""
 
+    started: list[ComponentProcess] = []  # every one, so the session can stop any a failed test left behind
+
     def __init__(self, config: Path, *extra: str, twist: bool = False, env: dict[str, str] | None = None) -> None:
         self.config = config
         self.lines: list[str] = []
@@ -34,6 +36,7 @@ class ComponentProcess:
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        ComponentProcess.started.append(self)
 
     @property
     def pid(self) -> int:
