@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import ClassVar
 
 TWISTD = Path(sys.executable).parent / "twistd"
 TWIST = Path(sys.executable).parent / "twist"
@@ -17,7 +18,7 @@ TWIST = Path(sys.executable).parent / "twist"
 class ComponentProcess:
     """``twistd -n iqresponder --config FILE`` (or ``twist``) started by the test and stopped by its pid."""
 
-    started: list[ComponentProcess] = []  # every one, so the session can stop any a failed test left behind
+    started: ClassVar[list[ComponentProcess]] = []  # every one, so the session can stop any a failed test left behind
 
     def __init__(self, config: Path, *extra: str, twist: bool = False, env: dict[str, str] | None = None) -> None:
         self.config = config
