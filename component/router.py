@@ -79,14 +79,14 @@ class Router:
         try:
             result = responder.function(request)
         except Exception:  # noqa: BLE001 - a responder's exception becomes its error reply
-            self.reply_failure(responder, request, Failure())
+            self.reply_failure(Failure(), responder, request)
             return
         if inspect.iscoroutine(result):
             result = Deferred.fromCoroutine(result)
         if isinstance(result, Deferred):
             result.addCallbacks(
                 self.reply_result,
-                self.reply_failure_from_deferred,
+                self.reply_failure,
                 callbackArgs=(responder, request),
                 errbackArgs=(responder, request),
             )
@@ -112,10 +112,7 @@ class Router:
             reply.addChild(result)
         self.component.send(reply)
 
-    def reply_failure_from_deferred(self, failure: Failure, responder: Responder, request: Request) -> None:
-        self.reply_failure(responder, request, failure)
-
-    def reply_failure(self, responder: Responder, request: Request, failure: Failure) -> None:
+    def reply_failure(self, failure: Failure, responder: Responder, request: Request) -> None:
         """Map a responder's exception to its one error reply (DESIGN.md, public API)."""
         error = failure.value
         if isinstance(error, StanzaError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import random
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -47,6 +48,7 @@ class Component(MultiService):
         reactor: Any = None,
         endpoint: Any = None,
         give_up: Callable[[Any, int], None] | None = None,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
         super().__init__()
         if reactor is None:
@@ -76,6 +78,7 @@ class Component(MultiService):
             on_refused=self._refused,
             clock=reactor,
             reconnect_max=settings.reconnect_max,
+            jitter=jitter,
         )
         self.connection.setServiceParent(self)
 

@@ -39,7 +39,7 @@ def parse_stanzas(data: bytes | str) -> list[domish.Element]:
     return stanzas
 
 
-def test_settings(**values: Any) -> Settings:
+def make_settings(**values: Any) -> Settings:
     """Settings for an in-memory component; keyword arguments override the defaults."""
     values = {"path": Path("in-memory.toml"), "jid": "iq.localhost", "secret": "in-memory", **values}
     values.setdefault("identities", (Identity("component", "generic", "iqresponder"),))
@@ -56,7 +56,7 @@ class InMemoryComponent:
         settings: Settings | None = None,
     ) -> None:
         self.clock = task.Clock()
-        self.settings = settings or test_settings()
+        self.settings = settings or make_settings()
         self.registry = Registry()
         self.component = Component(self.settings, self.registry, reactor=self.clock)
         self.modules = load_handlers(directories, self.registry, self.component, options or {})

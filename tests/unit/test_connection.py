@@ -11,7 +11,7 @@ from zope.interface import implementer
 
 from component.registry import Registry
 from component.service import EX_CONFIG, Component
-from component.testing import SERVER_HEADER, test_settings
+from component.testing import SERVER_HEADER, make_settings
 
 NOT_AUTHORIZED = (
     b"<stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
@@ -62,26 +62,18 @@ class Harness:
         self.server = ScriptedServer(self.clock)
         self.gave_up = []
         self.component = Component(
-            test_settings(reconnect_max=reconnect_max),
+            make_settings(reconnect_max=reconnect_max),
             Registry(),
             reactor=self.clock,
             endpoint=self.server,
             give_up=lambda reactor, status: self.gave_up.append(status),
+            jitter=lambda: 0.0,
         )
-        self.component.connection._backoff = _no_jitter(reconnect_max)
 
     def run_until_attempts(self, count, limit=1000.0):
         while len(self.server.attempt_times) < count and self.clock.seconds() < limit:
             self.clock.advance(0.25)
         return [round(b - a, 2) for a, b in zip(self.server.attempt_times, self.server.attempt_times[1:])]
-
-
-def _no_jitter(reconnect_max):
-    from twisted.application.internet import backoffPolicy
-
-    from component.connection import INITIAL_RETRY_DELAY
-
-    return backoffPolicy(INITIAL_RETRY_DELAY, reconnect_max, 2.0, jitter=lambda: 0.0)
 
 
 @pytest.fixture

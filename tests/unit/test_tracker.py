@@ -7,14 +7,14 @@ from twisted.internet.defer import CancelledError
 from twisted.words.xish import domish
 
 from component import NO_TIMEOUT, IqError, IqTimeout, NotConnected, XMPPError
-from component.testing import InMemoryComponent, test_settings
+from component.testing import InMemoryComponent, make_settings
 
 PEER = "peer.localhost"
 
 
 @pytest.fixture
 def harness():
-    return InMemoryComponent(settings=test_settings(response_timeout=30.0))
+    return InMemoryComponent(settings=make_settings(response_timeout=30.0))
 
 
 def sent_query(harness):

@@ -7,7 +7,7 @@ import pytest
 
 import component
 from component.config import Identity
-from component.testing import InMemoryComponent, test_settings
+from component.testing import InMemoryComponent, make_settings
 
 ROOT = Path(__file__).parents[3]
 BUNDLED = ROOT / "handlers"
@@ -74,7 +74,7 @@ def test_disco_info_uses_the_configured_identities_once_each():
         Identity("automation", "rpc", "b"),
         Identity("component", "generic"),
     )
-    harness = InMemoryComponent([BUNDLED], settings=test_settings(identities=identities))
+    harness = InMemoryComponent([BUNDLED], settings=make_settings(identities=identities))
     query = child(ask(harness, "<query xmlns='http://jabber.org/protocol/disco#info'/>"))
     found = [(i["category"], i["type"], i.getAttribute("name")) for i in query.elements(INFO, "identity")]
     assert found == [("automation", "rpc", "b"), ("component", "generic", None)]
