@@ -63,6 +63,13 @@ class _ReportingEndpoint:
         return self._server
 
 
+class _ClientService(ClientService):
+    """``ClientService`` without its own retry log line, whose attempt count resets on every TCP
+    connect; ``ComponentConnection`` logs the retry with the count that matters."""
+
+    _log = Logger(observer=lambda event: None)
+
+
 class _StreamFactory(protocol.Factory):
     noisy = False  # one "Starting factory" line per reconnect attempt says nothing useful
 
@@ -108,7 +115,7 @@ class ComponentConnection(Service):
         self.attempts_since_authenticated = 0
         self.ever_authenticated = False
         self.stream: ComponentStream | None = None
-        self._client = ClientService(
+        self._client = _ClientService(
             _ReportingEndpoint(endpoint, server), _StreamFactory(self), retryPolicy=self._next_delay, clock=clock
         )
 
@@ -123,7 +130,14 @@ class ComponentConnection(Service):
     def _next_delay(self, _attempts_since_tcp_connect: int) -> float:
         # ClientService resets its own count on every TCP connect; ours resets only on a handshake.
         self.attempts_since_authenticated += 1
-        return self._backoff(self.attempts_since_authenticated)
+        delay = self._backoff(self.attempts_since_authenticated)
+        self.log.info(
+            "Reconnecting to {server} in {delay:.1f} s (attempt {attempt} since the last handshake)",
+            server=self.server,
+            delay=delay,
+            attempt=self.attempts_since_authenticated,
+        )
+        return delay
 
     def build_stream(self) -> ComponentStream:
         stream = ComponentStream(ConnectComponentAuthenticator(self.jid, self._secret))
