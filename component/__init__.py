@@ -3,10 +3,16 @@
 What handler authors import::
 
     from component import responder, Request, StanzaError, XMPPError, IqError, IqTimeout, NotConnected
+
+and, to publish service discovery information from a module's ``setup()``::
+
+    from component import DiscoInfo, Identity, Item, Form
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
+from component.dataforms import Form
+from component.discovery import DiscoInfo, Identity, Item
 from component.errors import IqError, IqTimeout, NotConnected, StanzaError, XMPPError
 from component.registry import responder
 from component.request import Request
@@ -19,8 +25,12 @@ except PackageNotFoundError:  # running from a checkout that was not installed
 
 __all__ = [
     "NO_TIMEOUT",
+    "DiscoInfo",
+    "Form",
+    "Identity",
     "IqError",
     "IqTimeout",
+    "Item",
     "NotConnected",
     "Request",
     "StanzaError",

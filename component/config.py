@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from component.dataforms import Form
+from component.discovery import Identity, Item
 from component.request import InvalidFormat, parse_jid
 
 SECRET_VARIABLE = "IQRESPONDER_SECRET"
@@ -30,15 +32,6 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
-class Identity:
-    """A service discovery identity (XEP-0030)."""
-
-    category: str
-    type: str
-    name: str | None = None
-
-
-@dataclass(frozen=True)
 class Settings:
     """Everything the component reads from its configuration, validated."""
 
@@ -51,6 +44,9 @@ class Settings:
     handler_directories: tuple[Path, ...] = ()
     handler_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     identities: tuple[Identity, ...] = (Identity(**DEFAULT_IDENTITY),)
+    disco_items: tuple[Item, ...] = ()
+    disco_forms: tuple[Form, ...] = ()
+    disco_provider_timeout: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -111,10 +107,10 @@ class _Reader:
             raise self.error(f"{section}.{key}", f"expected {expected}, got {_kind(value)}")
         return value
 
-    def seconds(self, table: Mapping[str, Any], key: str, default: float) -> float:
-        value = float(self.value(table, "component", key, (int, float), default))
+    def seconds(self, table: Mapping[str, Any], section: str, key: str, default: float) -> float:
+        value = float(self.value(table, section, key, (int, float), default))
         if not (value > 0) or math.isnan(value):
-            raise self.error(f"component.{key}", f"expected a positive number of seconds, got {value}")
+            raise self.error(f"{section}.{key}", f"expected a positive number of seconds, got {value}")
         return value
 
     def settings(self, document: Mapping[str, Any], overrides: Overrides, environ: Mapping[str, str]) -> Settings:
@@ -127,18 +123,21 @@ class _Reader:
             {"jid", "secret", "secret_file", "server", "response_timeout", "reconnect_max"},
         )
         handlers = self.table(document, "handlers", {"directories", "options"})
-        disco = self.table(document, "disco", {"identities"})
+        disco = self.table(document, "disco", {"identities", "items", "extended", "provider_timeout"})
 
         return Settings(
             path=self.path,
             jid=self.jid(overrides.jid or self.value(component, "component", "jid", str)),
             secret=self.secret(component, overrides, environ),
             server=self.server(overrides.server or self.value(component, "component", "server", str, Settings.server)),
-            response_timeout=self.seconds(component, "response_timeout", Settings.response_timeout),
-            reconnect_max=self.seconds(component, "reconnect_max", Settings.reconnect_max),
+            response_timeout=self.seconds(component, "component", "response_timeout", Settings.response_timeout),
+            reconnect_max=self.seconds(component, "component", "reconnect_max", Settings.reconnect_max),
             handler_directories=self.directories(handlers, overrides),
             handler_options=self.handler_options(handlers),
             identities=self.identities(disco),
+            disco_items=self.items(disco),
+            disco_forms=self.forms(disco),
+            disco_provider_timeout=self.seconds(disco, "disco", "provider_timeout", Settings.disco_provider_timeout),
         )
 
     def jid(self, value: str | None) -> str:
@@ -231,6 +230,46 @@ class _Reader:
         if not identities:
             raise self.error("disco.identities", "at least one identity is required (XEP-0030)")
         return tuple(identities)
+
+    def tables(self, disco: Mapping[str, Any], key: str) -> list[tuple[str, dict[str, Any]]]:
+        """The array of tables ``disco.key``, each with its key path for messages."""
+        tables = self.value(disco, "disco", key, list, [])
+        for index, table in enumerate(tables):
+            if not isinstance(table, dict):
+                raise self.error(f"disco.{key}[{index}]", f"expected a table, got {_kind(table)}")
+        return [(f"disco.{key}[{index}]", table) for index, table in enumerate(tables)]
+
+    def items(self, disco: Mapping[str, Any]) -> tuple[Item, ...]:
+        items = []
+        for key, table in self.tables(disco, "items"):
+            for name, value in table.items():
+                if name not in {"jid", "node", "name"}:
+                    raise self.error(f"{key}.{name}", "unknown key (allowed: jid, name, node)")
+                if not isinstance(value, str):
+                    raise self.error(f"{key}.{name}", f"expected a string, got {_kind(value)}")
+            if "jid" not in table:
+                raise self.error(f"{key}.jid", "missing: the address the item points to")
+            try:
+                jid = parse_jid(table["jid"]).full()
+            except InvalidFormat as e:
+                raise self.error(f"{key}.jid", f"not a valid JID: {table['jid']!r} ({e})") from None
+            items.append(Item(jid, table.get("node"), table.get("name")))
+        return tuple(items)
+
+    def forms(self, disco: Mapping[str, Any]) -> tuple[Form, ...]:
+        forms: dict[str, Form] = {}
+        for key, table in self.tables(disco, "extended"):
+            form_type = table.get("form_type")
+            if not isinstance(form_type, str) or not form_type:
+                raise self.error(f"{key}.form_type", "missing or not a string: the form's FORM_TYPE")
+            if form_type in forms:
+                raise self.error(f"{key}.form_type", f"{form_type!r} is given twice (XEP-0128 allows one form each)")
+            fields = {name: value for name, value in table.items() if name != "form_type"}
+            for name, value in fields.items():
+                if not (isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))):
+                    raise self.error(f"{key}.{name}", f"expected a string or an array of strings, got {_kind(value)}")
+            forms[form_type] = Form.of(form_type, fields)
+        return tuple(forms.values())
 
 
 def _kind(value: Any) -> str:

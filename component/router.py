@@ -94,6 +94,11 @@ class Router:
             self.reply_result(result, responder, request)
 
     def reply_result(self, result: Any, responder: Responder, request: Request) -> None:
+        if isinstance(result, domish.SerializedXML):  # a cached payload, serialized once
+            reply = _reply(request.stanza, "result")
+            reply.addRawXml(result)
+            self.component.send(reply)
+            return
         if result is not None and not isinstance(result, domish.Element):
             self.log.error(
                 "Responder {responder} returned {kind}, not an Element or None, "

@@ -21,6 +21,7 @@ from twisted.words.xish import domish
 
 from component.config import Settings
 from component.connection import ComponentConnection, ComponentStream
+from component.discovery import NS_DISCO_INFO, NS_DISCO_ITEMS, Discovery, parse_info, parse_items
 from component.registry import Registry
 from component.router import Router
 from component.tracker import Tracker
@@ -67,6 +68,18 @@ class Component(MultiService):
             default_timeout=settings.response_timeout,
         )
         self.router = Router(registry, self.tracker, self)
+        self.disco = Discovery(
+            features=lambda: registry.features,
+            identities=settings.identities,
+            clock=reactor,
+            provider_timeout=settings.disco_provider_timeout,
+        )
+        for identity in settings.identities:
+            self.disco.add_identity(identity)
+        for item in settings.disco_items:
+            self.disco.add_item(item)
+        for form in settings.disco_forms:
+            self.disco.add_form(form)
         self.connection = ComponentConnection(
             jid=settings.jid,
             secret=settings.secret,
@@ -86,11 +99,6 @@ class Component(MultiService):
     def connected(self) -> bool:
         """Whether an authenticated stream is up."""
         return self.stream is not None
-
-    @property
-    def features(self) -> list[str]:
-        """The disco#info features the responders declare, sorted (disco itself adds its own)."""
-        return sorted(self.registry.features)
 
     def send(self, element: domish.Element) -> bool:
         """Write ``element`` to the stream; return ``False`` (and drop it) when not connected."""
@@ -112,6 +120,18 @@ class Component(MultiService):
         """
         return self.tracker.query(to, payload, type, timeout)
 
+    def disco_info(self, jid: str, node: str | None = None, timeout: float | None = None) -> Deferred:
+        """Ask ``jid`` for its disco#info; fires with a ``DiscoInfo`` or fails like ``query``."""
+        return self.query(jid, _disco_query(NS_DISCO_INFO, node), timeout=timeout).addCallback(
+            lambda reply: parse_info(_payload(reply, NS_DISCO_INFO))
+        )
+
+    def disco_items(self, jid: str, node: str | None = None, timeout: float | None = None) -> Deferred:
+        """Ask ``jid`` for its disco#items; fires with a tuple of ``Item`` or fails like ``query``."""
+        return self.query(jid, _disco_query(NS_DISCO_ITEMS, node), timeout=timeout).addCallback(
+            lambda reply: parse_items(_payload(reply, NS_DISCO_ITEMS))
+        )
+
     def _authenticated(self, stream: ComponentStream) -> None:
         self.stream = stream
 
@@ -130,6 +150,18 @@ class Component(MultiService):
                 path=str(self.settings.path),
             )
             self._give_up(self._reactor, EX_CONFIG)
+
+
+def _disco_query(namespace: str, node: str | None) -> domish.Element:
+    query = domish.Element((namespace, "query"))
+    if node is not None:
+        query["node"] = node
+    return query
+
+
+def _payload(reply: domish.Element, namespace: str) -> domish.Element:
+    """The result's ``<query/>``; an empty result counts as an empty answer."""
+    return next(reply.elements(namespace, "query"), None) or domish.Element((namespace, "query"))
 
 
 def exit_after_shutdown(reactor: Any, status: int) -> None:

@@ -1,37 +1,19 @@
-"""XEP-0030 Service Discovery: what this component is and which features it serves.
+"""XEP-0030 Service Discovery: disco#info and disco#items for every address of the component.
 
-disco#info lists the configured identities and, as features, disco#info,
-disco#items and every namespace a responder declared, sorted and without
-duplicates, so the advertised features cannot drift from what is served.
+The answers are the component's (``component.discovery``): configured
+identities, items and extended information, every namespace a responder
+serves, and whatever handler modules publish or mount.
 """
 
-from twisted.words.xish import domish
-
-from component import Request, StanzaError, responder
-
-NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
-NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
+from component import Request, responder
+from component.discovery import NS_DISCO_INFO, NS_DISCO_ITEMS
 
 
-@responder(NS_DISCO_INFO, "get", element="query", disco=False)
-def disco_info(request: Request) -> domish.Element:
-    if request.payload.getAttribute("node"):
-        raise StanzaError("item-not-found", text="This entity has no nodes")
-    component = request.component
-    query = domish.Element((NS_DISCO_INFO, "query"))
-    for identity in sorted(set(component.settings.identities), key=lambda i: (i.category, i.type, i.name or "")):
-        element = query.addElement("identity")
-        element["category"] = identity.category
-        element["type"] = identity.type
-        if identity.name:
-            element["name"] = identity.name
-    for feature in sorted({NS_DISCO_INFO, NS_DISCO_ITEMS, *component.features}):
-        query.addElement("feature")["var"] = feature
-    return query
+@responder(NS_DISCO_INFO, "get", element="query")
+def disco_info(request: Request):
+    return request.component.disco.answer_info(request)
 
 
-@responder(NS_DISCO_ITEMS, "get", element="query", disco=False)
-def disco_items(request: Request) -> domish.Element:
-    if request.payload.getAttribute("node"):
-        raise StanzaError("item-not-found", text="This entity has no nodes")
-    return domish.Element((NS_DISCO_ITEMS, "query"))
+@responder(NS_DISCO_ITEMS, "get", element="query")
+def disco_items(request: Request):
+    return request.component.disco.answer_items(request)

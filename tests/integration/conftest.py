@@ -54,12 +54,19 @@ def handler_directory(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def component(tmp_path_factory, prosody, secret_file, handler_directory):
+def extra_config() -> str:
+    """TOML appended to the component's configuration; a test module may override it."""
+    return ""
+
+
+@pytest.fixture(scope="module")
+def component(tmp_path_factory, prosody, secret_file, handler_directory, extra_config):
     config = write_config(
         tmp_path_factory.mktemp("config") / "iqresponder.toml",
         prosody.component_port,
         secret_file,
         [BUNDLED, handler_directory],
+        extra_config,
     )
     process = ComponentProcess(config)
     process.wait_for_log("Authenticated as iq.localhost")

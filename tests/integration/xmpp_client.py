@@ -36,7 +36,7 @@ class XmppClient:
         xmpp.enable_direct_tls = False
         xmpp.enable_plaintext = True
         xmpp.plugin["feature_mechanisms"].unencrypted_plain = True
-        for plugin in ("xep_0030", "xep_0199"):
+        for plugin in ("xep_0030", "xep_0128", "xep_0115", "xep_0199"):
             xmpp.register_plugin(plugin)
         started = asyncio.get_running_loop().create_future()
         xmpp.add_event_handler("session_start", lambda _: started.done() or started.set_result(True))
@@ -65,6 +65,10 @@ class XmppClient:
         reply, sent_id = self._run(exchange(), timeout + 1)
         assert reply.get("id") == sent_id
         return reply
+
+    def call(self, coroutine_function, *args, timeout: float = 10.0, **kwargs):
+        """Run ``await coroutine_function(*args, **kwargs)`` on the client's loop and return its value."""
+        return self._run(coroutine_function(*args, **kwargs), timeout)
 
     def close(self) -> None:
         """End the session and the client's thread; safe to call twice."""

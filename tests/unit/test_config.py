@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from component.config import ConfigError, Identity, Overrides, load
+from component import Identity, Item
+from component.config import ConfigError, Overrides, load
 
 MINIMAL = """
 [component]
@@ -60,6 +61,13 @@ def test_every_documented_key_is_read(tmp_path):
 
         [disco]
         identities = [{ category = "automation", type = "rpc" }, { category = "component", type = "generic", name = "x" }]
+        items = [{ jid = "pubsub.example.org", name = "Publish-Subscribe" }, { jid = "iq.example.org", node = "n" }]
+        provider_timeout = 2.5
+
+        [[disco.extended]]
+        form_type = "http://jabber.org/network/serverinfo"
+        abuse-addresses = ["mailto:abuse@example.org", "xmpp:abuse@example.org"]
+        support-addresses = "https://example.org/support"
         """,
     )
     settings = load(path, environ={})
@@ -69,6 +77,12 @@ def test_every_documented_key_is_read(tmp_path):
     assert settings.handler_directories == ((tmp_path / "handlers").resolve(),)
     assert settings.handler_options == {"example": {"colour": "blue"}}
     assert settings.identities == (Identity("automation", "rpc"), Identity("component", "generic", "x"))
+    assert settings.disco_items == (Item("pubsub.example.org", name="Publish-Subscribe"), Item("iq.example.org", "n"))
+    assert settings.disco_provider_timeout == 2.5
+    [form] = settings.disco_forms
+    assert form.form_type == "http://jabber.org/network/serverinfo"
+    assert form.values("abuse-addresses") == ("mailto:abuse@example.org", "xmpp:abuse@example.org")
+    assert form.values("support-addresses") == ("https://example.org/support",)
 
 
 def test_secret_never_appears_in_the_settings_repr(tmp_path):
@@ -120,6 +134,19 @@ def test_command_line_overrides_the_file(tmp_path):
         (MINIMAL + "[disco]\nidentities = [{ category = 'x' }]\n", "disco.identities[0].type", "missing"),
         (MINIMAL + "[disco]\nidentities = [{ category = 'x', type = 'y', nom = 'z' }]\n", "identities[0].nom", ""),
         (MINIMAL + "[disco]\nidentities = []\n", "disco.identities", "at least one"),
+        (MINIMAL + "[[disco.items]]\nname = 'x'\n", "disco.items[0].jid", "missing"),
+        (MINIMAL + "[[disco.items]]\njid = '@@'\n", "disco.items[0].jid", "not a valid JID"),
+        (MINIMAL + "[[disco.items]]\njid = 'a.b'\nnodes = 'x'\n", "disco.items[0].nodes", "unknown key"),
+        (MINIMAL + "[[disco.items]]\njid = 'a.b'\nname = 3\n", "disco.items[0].name", "expected a string"),
+        (MINIMAL + "[disco]\nitems = ['a.b']\n", "disco.items[0]", "expected a table"),
+        (MINIMAL + "[[disco.extended]]\nabuse = 'x'\n", "disco.extended[0].form_type", "missing"),
+        (MINIMAL + "[[disco.extended]]\nform_type = 'u'\nabuse = 3\n", "disco.extended[0].abuse", "string"),
+        (
+            MINIMAL + "[[disco.extended]]\nform_type = 'u'\n[[disco.extended]]\nform_type = 'u'\n",
+            "disco.extended[1].form_type",
+            "twice",
+        ),
+        (MINIMAL + "[disco]\nprovider_timeout = 0\n", "disco.provider_timeout", "positive"),
         (MINIMAL + "[component.jid]\n", "", "TOML"),
         ("[component\n", "", "not valid TOML"),
     ],
