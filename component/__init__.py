@@ -16,6 +16,7 @@ from component.discovery import DiscoInfo, Identity, Item
 from component.errors import IqError, IqTimeout, NotConnected, StanzaError, XMPPError
 from component.registry import responder
 from component.request import Request
+from component.router import serialized
 from component.tracker import NO_TIMEOUT
 
 try:
@@ -36,4 +37,5 @@ __all__ = [
     "StanzaError",
     "XMPPError",
     "responder",
+    "serialized",
 ]

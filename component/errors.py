@@ -76,6 +76,14 @@ class StanzaError(XMPPError):
     def __str__(self) -> str:
         return f"{self.condition} ({self.type})" + (f": {self.text}" if self.text else "")
 
+    @property
+    def xml(self) -> str:
+        """``to_element()`` serialized, computed once per error value."""
+        xml = self.__dict__.get("_xml")
+        if xml is None:
+            xml = self.__dict__["_xml"] = self.to_element().toXml()
+        return xml
+
     def to_element(self) -> domish.Element:
         """The ``<error/>`` child of an error reply, in the stream's namespace."""
         error = domish.Element((None, "error"))

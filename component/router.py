@@ -3,6 +3,10 @@
 This is the only place where a responder's return value or exception becomes
 a reply, following RFC 6120 section 8 (see DESIGN.md's table). Result and
 error stanzas go to the tracker and are never answered.
+
+Replies are written as strings: the reply's own tag is formatted directly and
+only the payload is serialized (or taken pre-serialized, as disco's cached
+answers are), which costs a fraction of building and serializing an Element.
 """
 
 from __future__ import annotations
@@ -22,6 +26,24 @@ from component.request import InvalidFormat, Request, parse_jid
 # An error reply carries the request's payload back (RFC 6120 8.3.1) only when it is this small.
 ECHO_PAYLOAD_LIMIT = 512
 
+BAD_TYPE = StanzaError("bad-request", text="An Iq type must be get, set, result or error")
+NOT_ONE_PAYLOAD = StanzaError("bad-request", text="An Iq get or set carries exactly one payload")
+SERVICE_UNAVAILABLE = StanzaError("service-unavailable")
+FEATURE_NOT_IMPLEMENTED = StanzaError("feature-not-implemented")
+JID_MALFORMED = StanzaError("jid-malformed")
+INTERNAL_SERVER_ERROR = StanzaError("internal-server-error")
+REMOTE_SERVER_TIMEOUT = StanzaError("remote-server-timeout")
+UNDEFINED_CONDITION = StanzaError("undefined-condition")
+
+
+def serialized(element: domish.Element) -> domish.SerializedXML:
+    """Serialize a payload once, for a responder whose answer does not change.
+
+    Returning the result skips serialization on every request; the router
+    writes it into the reply as it is.
+    """
+    return domish.SerializedXML(element.toXml())
+
 
 class Router:
     """Turns each inbound Iq into exactly one reply, or hands it to the tracker."""
@@ -35,42 +57,44 @@ class Router:
 
     def receive(self, iq: domish.Element) -> None:
         """Handle one ``<iq/>`` from the stream. Never raises."""
-        type = iq.getAttribute("type")
+        attributes = iq.attributes
+        type = attributes.get("type")
         if type == "result" or type == "error":
             self.tracker.receive(iq)
             return
-        if iq.getAttribute("id") is None:
+        if "id" not in attributes:
             self.log.warn(
                 "Dropped an Iq {type} from {sender} without an id: nothing to correlate a reply with",
                 type=type,
-                sender=iq.getAttribute("from"),
+                sender=attributes.get("from"),
             )
             return
         if type != "get" and type != "set":
-            self.reply_error(iq, StanzaError("bad-request", text="An Iq type must be get, set, result or error"))
+            self.reply_error(iq, BAD_TYPE)
             return
 
         payload = None
-        for count, child in enumerate(iq.elements(), 1):
-            if count > 1:
-                self.reply_error(iq, StanzaError("bad-request", text="An Iq get or set carries exactly one payload"))
-                return
-            payload = child
+        for child in iq.children:
+            if child.__class__ is not str:
+                if payload is not None:
+                    self.reply_error(iq, NOT_ONE_PAYLOAD)
+                    return
+                payload = child
         if payload is None:
-            self.reply_error(iq, StanzaError("bad-request", text="An Iq get or set carries exactly one payload"))
+            self.reply_error(iq, NOT_ONE_PAYLOAD)
             return
 
         responder = self.registry.lookup(type, payload.uri, payload.name)
         if responder is None:
-            condition = "feature-not-implemented" if self.registry.serves(payload.uri) else "service-unavailable"
-            self.reply_error(iq, StanzaError(condition), payload)
+            error = FEATURE_NOT_IMPLEMENTED if self.registry.serves(payload.uri) else SERVICE_UNAVAILABLE
+            self.reply_error(iq, error, payload)
             return
 
         try:
-            sender = parse_jid(iq["from"]) if iq.hasAttribute("from") else None
-            recipient = parse_jid(iq["to"]) if iq.hasAttribute("to") else None
+            sender = parse_jid(attributes["from"]) if "from" in attributes else None
+            recipient = parse_jid(attributes["to"]) if "to" in attributes else None
         except InvalidFormat:
-            self.reply_error(iq, StanzaError("jid-malformed"), payload)
+            self.reply_error(iq, JID_MALFORMED, payload)
             return
         self.call(responder, Request(iq, payload, sender, recipient, self.component))
 
@@ -94,12 +118,13 @@ class Router:
             self.reply_result(result, responder, request)
 
     def reply_result(self, result: Any, responder: Responder, request: Request) -> None:
-        if isinstance(result, domish.SerializedXML):  # a cached payload, serialized once
-            reply = _reply(request.stanza, "result")
-            reply.addRawXml(result)
-            self.component.send(reply)
-            return
-        if result is not None and not isinstance(result, domish.Element):
+        if result is None:
+            self.component.send_raw(_start_tag(request.stanza, "result", close=True))
+        elif isinstance(result, domish.SerializedXML):  # a payload serialized once, such as disco's answers
+            self.component.send_raw(_start_tag(request.stanza, "result") + result + "</iq>")
+        elif isinstance(result, domish.Element):
+            self.component.send_raw(_start_tag(request.stanza, "result") + result.toXml() + "</iq>")
+        else:
             self.log.error(
                 "Responder {responder} returned {kind}, not an Element or None, "
                 "for {type} {namespace} from {sender} id {id}",
@@ -110,12 +135,7 @@ class Router:
                 sender=request.stanza.getAttribute("from"),
                 id=request.id,
             )
-            self.reply_error(request.stanza, StanzaError("internal-server-error"), request.payload)
-            return
-        reply = _reply(request.stanza, "result")
-        if result is not None:
-            reply.addChild(result)
-        self.component.send(reply)
+            self.reply_error(request.stanza, INTERNAL_SERVER_ERROR, request.payload)
 
     def reply_failure(self, failure: Failure, responder: Responder, request: Request) -> None:
         """Map a responder's exception to its one error reply (DESIGN.md, public API)."""
@@ -123,9 +143,9 @@ class Router:
         if isinstance(error, StanzaError):
             reply = error
         elif isinstance(error, IqTimeout):
-            reply = StanzaError("remote-server-timeout")
+            reply = REMOTE_SERVER_TIMEOUT
         elif isinstance(error, IqError):
-            reply = StanzaError("undefined-condition")
+            reply = UNDEFINED_CONDITION
         else:
             if not isinstance(error, CancelledError):
                 self.log.failure(
@@ -137,24 +157,30 @@ class Router:
                     sender=request.stanza.getAttribute("from"),
                     id=request.id,
                 )
-            reply = StanzaError("internal-server-error")
+            reply = INTERNAL_SERVER_ERROR
         self.reply_error(request.stanza, reply, request.payload)
 
     def reply_error(self, iq: domish.Element, error: StanzaError, payload: domish.Element | None = None) -> None:
-        reply = _reply(iq, "error")
-        if payload is not None and len(payload.toXml()) <= ECHO_PAYLOAD_LIMIT:
-            reply.addChild(payload)
-        reply.addChild(error.to_element())
-        self.component.send(reply)
+        echoed = payload.toXml() if payload is not None else ""
+        if len(echoed) > ECHO_PAYLOAD_LIMIT:
+            echoed = ""
+        self.component.send_raw(_start_tag(iq, "error") + echoed + error.xml + "</iq>")
 
 
-def _reply(iq: domish.Element, type: str) -> domish.Element:
-    """A reply skeleton: the request's id, with ``to`` and ``from`` swapped."""
-    reply = domish.Element((None, "iq"))
-    reply["type"] = type
-    reply["id"] = iq.getAttribute("id", "")
-    if iq.hasAttribute("from"):
-        reply["to"] = iq["from"]
-    if iq.hasAttribute("to"):
-        reply["from"] = iq["to"]
-    return reply
+def _start_tag(iq: domish.Element, type: str, close: bool = False) -> str:
+    """The reply's start tag: the request's id, with ``to`` and ``from`` swapped."""
+    attributes = iq.attributes
+    tag = f"<iq type='{type}' id='{_escape(attributes.get('id', ''))}'"
+    if "from" in attributes:
+        tag += f" to='{_escape(attributes['from'])}'"
+    if "to" in attributes:
+        tag += f" from='{_escape(attributes['to'])}'"
+    return tag + ("/>" if close else ">")
+
+
+def _escape(value: str) -> str:
+    """Escape an attribute value for a single-quoted attribute."""
+    if "&" in value or "<" in value or ">" in value or "'" in value or '"' in value:
+        value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        value = value.replace("'", "&apos;").replace('"', "&quot;")
+    return value

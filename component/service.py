@@ -108,6 +108,14 @@ class Component(MultiService):
         self.stream.send(element)
         return True
 
+    def send_raw(self, xml: str) -> bool:
+        """Write serialized stanzas; like ``send``. The caller vouches that ``xml`` is well-formed."""
+        if self.stream is None:
+            self.log.debug("Not connected: dropped {xml}", xml=xml)
+            return False
+        self.stream.send(xml)
+        return True
+
     def query(
         self, to: str, payload: domish.Element | str, type: str = "get", timeout: float | None = None
     ) -> Deferred:
