@@ -9,7 +9,7 @@ RUN_DIR := run
 
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: setup run test lint format clean prosody venv-support
+.PHONY: setup run test bench bench-peers lint format clean prosody venv-support
 
 setup: $(INSTALLED) prosody conf/secret.txt
 
@@ -38,6 +38,14 @@ run: setup
 
 test: setup
 	$(PY) -m pytest
+
+# Benchmarks are not tests: they print figures and never fail on speed. See bench/README.md.
+bench: setup
+	mkdir -p $(RUN_DIR)
+	$(PY) bench/run.py --output $(RUN_DIR)/bench-latest.json
+
+bench-peers: setup
+	sh bench/peers.sh
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .

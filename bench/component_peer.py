@@ -1,11 +1,10 @@
 #!/usr/bin/env python3
-"""Start iqresponder as users start it (twistd and a configuration file) for a benchmark run.
+"""iqresponder as a peer of ../shared/bench: takes that harness's command line and becomes twistd.
 
-Takes the command line of ../shared/bench's peers (``--port``, ``--secret``,
-``--jid``, ``--extra-handlers N``), writes a configuration in a temporary
-directory with the bundled handlers, the benchmark's echo handler and N extra
-responders in other namespaces, and replaces itself with twistd, so that the
-process the load generator measures is the component itself.
+    run.py --peer "iqresponder=/path/to/.venv/bin/python bench/component_peer.py
+                   --port {port} --secret {secret} --jid {jid} --extra-handlers {extra}"
+
+It replaces itself with twistd, so the process the harness measures is the component.
 """
 
 from __future__ import annotations
@@ -13,20 +12,10 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-TWISTD = Path(sys.executable).parent / "twistd"
-
-
-def extra_handlers_module(count: int) -> str:
-    """A handler module with ``count`` responders in namespaces urn:example:ns{i}."""
-    lines = ["from component import responder", ""]
-    for index in range(count):
-        lines += [f"@responder('urn:example:ns{index}', 'get')", f"def extra_{index}(request):", "    return None", ""]
-    return "\n".join(lines) + "\n"
+import launch
 
 
 def main() -> None:
@@ -39,30 +28,10 @@ def main() -> None:
     args = parser.parse_args()
     if not ipaddress.ip_address(args.host).is_loopback:
         parser.error("--host must be a loopback address")
-
     work = Path(tempfile.mkdtemp(prefix="iqresponder-bench-"))
-    (work / "secret.txt").write_text(args.secret)
-    directories = [ROOT / "handlers", ROOT / "bench" / "handlers"]
-    if args.extra_handlers:
-        (work / "extra").mkdir()
-        (work / "extra" / "extra_responders.py").write_text(extra_handlers_module(args.extra_handlers))
-        directories.append(work / "extra")
-    listed = ", ".join(f'"{directory}"' for directory in directories)
-    config = work / "iqresponder.toml"
-    config.write_text(
-        f"""[component]
-jid = "{args.jid}"
-secret_file = "secret.txt"
-server = "tcp:host={args.host}:port={args.port}"
-
-[handlers]
-directories = [{listed}]
-"""
-    )
-    os.execv(
-        str(TWISTD),
-        [str(TWISTD), "--nodaemon", "--pidfile=", "--logfile=-", "iqresponder", "--config", str(config)],
-    )
+    config = launch.write_config(work, args.port, args.secret, args.jid, args.extra_handlers)
+    command = launch.twistd_command(config)
+    os.execv(command[0], command)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,225 @@
+"""iqresponder's benchmark: `make bench` (or `python bench/run.py --help`).
+
+Every run starts the component as users do (twistd and a configuration file)
+and plays the server side of XEP-0114 against it (bench/loadgen.py), or goes
+end to end through the private Prosody with several client connections.
+Nothing here is a timed test: `make test` only runs `--smoke`, which checks
+every reply of a few hundred requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "conf" / "prosody"))
+
+import c2s
+import launch
+import loadgen
+from procstat import ProcessSampler
+
+SECRET = "bench-secret"
+KINDS = ["disco-info", "ping", "version", "custom", "unknown"]
+
+
+async def with_component(work: Path, body, extra_handlers: int = 0, advertised: bool = False):
+    """Start a component against a fresh load generator, run ``body(link, sampler)``, stop it."""
+    server, port, connected = await loadgen.listen(SECRET, "iq.localhost")
+    config = launch.write_config(work, port, SECRET, extra_handlers=extra_handlers, advertised=advertised)
+    process = launch.start(config, work / "component.log")
+    try:
+        link = await asyncio.wait_for(connected, 30)
+        return await body(link, ProcessSampler(process.pid))
+    finally:
+        if connected.done() and not connected.exception():
+            connected.result().close_stream()
+        server.close()
+        launch.stop(process)
+
+
+async def closed_loop(
+    work: Path, kind: str, requests: int, window: int, extra_handlers: int = 0, advertised: bool = False
+):
+    async def body(link, sampler):
+        await loadgen.run(link, kind, 2000, window)  # warm-up
+        return await loadgen.run(link, kind, requests, window, sampler=sampler)
+
+    return await with_component(work, body, extra_handlers, advertised)
+
+
+async def smoke(work: Path, requests: int) -> list[dict]:
+    """Check every reply of ``requests`` requests of each kind; the suite runs this."""
+
+    async def body(link, sampler):
+        return [(await loadgen.run(link, kind, requests, window=16, check=True)).as_dict() for kind in KINDS]
+
+    return await with_component(work, body)
+
+
+async def latency(work: Path, kind: str, rate: float, seconds: float) -> dict:
+    async def body(link, sampler):
+        await loadgen.run(link, kind, 2000, 64)
+        report = await loadgen.run(link, kind, int(rate * seconds), rate=rate, sampler=sampler)
+        result = report.as_dict()
+        result["target_rate"] = round(rate)
+        result["over_50_ms"] = sum(1 for value in report.latencies if value > 0.050)
+        return result
+
+    return await with_component(work, body)
+
+
+async def leak(work: Path, kind: str, total: int, first: int, window: int) -> dict:
+    async def body(link, sampler):
+        report = await loadgen.run(link, kind, total, window, sampler=sampler, rss_at=(first, total))
+        return report.as_dict()
+
+    return await with_component(work, body)
+
+
+async def end_to_end(work: Path, kind: str, clients: int, requests: int, window: int) -> dict:
+    """Through the private Prosody: ``clients`` logged-in clients share the window."""
+    from private_prosody import PrivateProsody, free_port
+
+    prosody = PrivateProsody(work / "prosody", c2s_port=free_port(), component_port=free_port(), secret=SECRET)
+    prosody.start()
+    process = None
+    try:
+        for index in range(clients):
+            prosody.register(f"bench{index}", "localhost", "bench")
+        config = launch.write_config(work, prosody.component_port, SECRET)
+        process = launch.start(config, work / "component.log")
+        links = [await _login(prosody.c2s_port, f"bench{index}", process) for index in range(clients)]
+        share = max(1, window // clients)
+        await asyncio.gather(*(loadgen.run(link, kind, 500, share) for link in links))  # warm-up
+        sampler = ProcessSampler(process.pid)
+        cpu_before, start = sampler.cpu_seconds(), time.perf_counter()
+        reports = await asyncio.gather(*(loadgen.run(link, kind, requests // clients, share) for link in links))
+        seconds, cpu = time.perf_counter() - start, sampler.cpu_seconds() - cpu_before
+        for link in links:
+            link.close_stream()
+        latencies = sorted(value for report in reports for value in report.latencies)
+        replies = sum(report.replies for report in reports)
+        return {
+            "kind": kind,
+            "clients": clients,
+            "replies": replies,
+            "errors": sum(report.errors for report in reports),
+            "rps": round(replies / seconds),
+            "component_cpu_us_per_request": round(cpu / replies * 1e6, 2),
+            "p50_ms": round(latencies[len(latencies) // 2] * 1000, 3),
+            "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 3),
+            "failures": [failure for report in reports for failure in report.failures][:5],
+        }
+    finally:
+        if process is not None:
+            launch.stop(process)
+        prosody.stop()
+
+
+async def _login(port: int, user: str, process) -> c2s.ClientLink:
+    """Log in once the component is connected (until then Prosody bounces the Iqs)."""
+    link = await c2s.connect(port, user, "bench")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        report = await loadgen.run(link, "ping", 1, 1, stall_seconds=5)
+        if report.errors == 0 and report.replies == 1:
+            return link
+        await asyncio.sleep(0.05)
+    raise RuntimeError("the component did not answer through Prosody within 20 s")
+
+
+def median_report(reports: list[dict]) -> dict:
+    keys = ["rps", "cpu_us_per_request", "p50_ms", "p99_ms", "peak_rss_mib"]
+    median = dict(reports[0])
+    for key in keys:
+        median[key] = statistics.median(report[key] for report in reports)
+    median["rps_spread"] = round((max(r["rps"] for r in reports) - min(r["rps"] for r in reports)) / median["rps"], 3)
+    return median
+
+
+async def main(args: argparse.Namespace) -> int:
+    work_root = Path(tempfile.mkdtemp(prefix="iqresponder-bench-"))
+    counter = iter(range(10**6))
+
+    def work() -> Path:
+        return work_root / f"run{next(counter)}"
+
+    if args.smoke:
+        results = await smoke(work(), args.smoke)
+        print(json.dumps(results, indent=1))
+        bad = [r for r in results if r["failures"] or r["replies"] != args.smoke]
+        return 1 if bad else 0
+
+    out: dict[str, object] = {"started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    if "kinds" in args.sections:
+        runs: dict[str, list[dict]] = {kind: [] for kind in KINDS}
+        for _ in range(args.reps):  # interleaved repetitions, a fresh component each
+            for kind in KINDS:
+                report = (await closed_loop(work(), kind, args.requests, args.window)).as_dict()
+                runs[kind].append(report)
+                print(f"  {kind}: {report['rps']} rps, {report['cpu_us_per_request']} us/req", file=sys.stderr)
+        out["kinds"] = {kind: median_report(reports) for kind, reports in runs.items()}
+    if "dispatch" in args.sections:
+        scan: dict[int, list[dict]] = {0: [], 1000: []}
+        for _ in range(args.reps):
+            for extra, reports in scan.items():
+                report = await closed_loop(work(), "disco-info", args.requests, args.window, extra_handlers=extra)
+                reports.append(report.as_dict())
+        medians = {extra: median_report(reports) for extra, reports in scan.items()}
+        advertised = await closed_loop(work(), "disco-info", args.requests // 10, args.window, 1000, advertised=True)
+        out["dispatch"] = {
+            "rps_with_0": medians[0]["rps"],
+            "rps_with_1000": medians[1000]["rps"],
+            "ratio": round(medians[1000]["rps"] / medians[0]["rps"], 3),
+            "us_per_request_with_0": medians[0]["cpu_us_per_request"],
+            "us_per_request_with_1000": medians[1000]["cpu_us_per_request"],
+            "rps_with_1000_advertised": round(advertised.rps),
+            "us_per_request_with_1000_advertised": round(advertised.cpu_us_per_request, 1),
+        }
+    if "latency" in args.sections:
+        peak = (await closed_loop(work(), "disco-info", args.requests, args.window)).rps
+        out["latency"] = await latency(work(), "disco-info", 0.8 * peak, args.latency_seconds)
+        out["latency"]["max_rate_measured"] = round(peak)
+    if "leak" in args.sections:
+        out["leak"] = await leak(work(), "disco-info", args.leak_requests, args.leak_requests // 10, args.window)
+    if "e2e" in args.sections:
+        out["e2e"] = [await end_to_end(work(), kind, args.clients, args.e2e_requests, args.window) for kind in KINDS]
+    print(json.dumps(out, indent=1))
+    if args.output:
+        Path(args.output).write_text(json.dumps(out, indent=1) + "\n")
+    return 0
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="iqresponder's benchmark")
+    parser.add_argument(
+        "--sections",
+        default="kinds,dispatch,latency,leak,e2e",
+        type=lambda text: set(text.split(",")),
+        help="which parts to run: kinds, dispatch, latency, leak, e2e (default: all)",
+    )
+    parser.add_argument("--requests", type=int, default=150_000, help="measured requests per closed-loop run")
+    parser.add_argument("--window", type=int, default=64)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--latency-seconds", type=float, default=60.0)
+    parser.add_argument("--leak-requests", type=int, default=1_000_000)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--e2e-requests", type=int, default=40_000)
+    parser.add_argument(
+        "--smoke", type=int, default=0, metavar="N", help="only check every reply of N requests per kind"
+    )
+    parser.add_argument("--output", help="also write the JSON results here")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(parse())))
