@@ -30,6 +30,7 @@ def write_config(
     """A configuration in ``work``: bundled handlers, the echo handler, and ``extra_handlers`` more."""
     work.mkdir(parents=True, exist_ok=True)
     (work / "secret.txt").write_text(secret)
+    (work / "secret.txt").chmod(0o600)
     directories = [ROOT / "handlers", ROOT / "bench" / "handlers"]
     if extra_handlers:
         (work / "extra").mkdir(exist_ok=True)
@@ -45,6 +46,11 @@ server = "tcp:host=127.0.0.1:port={port}"
 
 [handlers]
 directories = [{listed}]
+
+[limits]
+# The load generator is one sender at full speed: lift the per-sender rate limit.
+sender_rate = 1e9
+sender_burst = 1000000000
 """
     )
     return config

@@ -32,6 +32,27 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one stream, one sender and the responders may cost (see README, "Limits")."""
+
+    max_stanza_bytes: int = 256 * 1024
+    max_depth: int = 32
+    handler_timeout: float = 10.0
+    max_in_flight: int = 1000
+    sender_rate: float = 50.0
+    sender_burst: int = 100
+
+
+@dataclass(frozen=True)
+class AccessRule:
+    """Only ``allow`` (bare JIDs, full JIDs or domains) may send ``type`` requests in ``namespace``."""
+
+    namespace: str
+    types: tuple[str, ...]
+    allow: frozenset[str]
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the component reads from its configuration, validated."""
 
@@ -47,6 +68,13 @@ class Settings:
     disco_items: tuple[Item, ...] = ()
     disco_forms: tuple[Form, ...] = ()
     disco_provider_timeout: float = 10.0
+    server_domain: str | None = None
+    keepalive_interval: float = 60.0
+    keepalive_timeout: float = 20.0
+    shutdown_grace: float = 10.0
+    limits: Limits = Limits()
+    access: tuple[AccessRule, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -83,6 +111,7 @@ class _Reader:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.base = path.parent
+        self.warnings: list[str] = []
 
     def error(self, key: str, problem: str) -> ConfigError:
         return ConfigError(self.path, key, problem)
@@ -115,13 +144,30 @@ class _Reader:
 
     def settings(self, document: Mapping[str, Any], overrides: Overrides, environ: Mapping[str, str]) -> Settings:
         for name in document:
-            if name not in {"component", "handlers", "disco"}:
-                raise self.error(name, "unknown section (allowed: component, disco, handlers)")
+            if name not in {"component", "handlers", "disco", "limits", "access"}:
+                raise self.error(name, "unknown section (allowed: access, component, disco, handlers, limits)")
         component = self.table(
             document,
             "component",
-            {"jid", "secret", "secret_file", "server", "response_timeout", "reconnect_max"},
+            {
+                "jid",
+                "secret",
+                "secret_file",
+                "server",
+                "server_domain",
+                "response_timeout",
+                "reconnect_max",
+                "keepalive_interval",
+                "keepalive_timeout",
+                "shutdown_grace",
+            },
         )
+        limits = self.table(
+            document,
+            "limits",
+            {"max_stanza_bytes", "max_depth", "handler_timeout", "max_in_flight", "sender_rate", "sender_burst"},
+        )
+        access = self.table(document, "access", {"rules"})
         handlers = self.table(document, "handlers", {"directories", "options"})
         disco = self.table(document, "disco", {"identities", "items", "extended", "provider_timeout"})
 
@@ -138,7 +184,66 @@ class _Reader:
             disco_items=self.items(disco),
             disco_forms=self.forms(disco),
             disco_provider_timeout=self.seconds(disco, "disco", "provider_timeout", Settings.disco_provider_timeout),
+            server_domain=self.domain(component, "server_domain"),
+            keepalive_interval=self.seconds(component, "component", "keepalive_interval", Settings.keepalive_interval),
+            keepalive_timeout=self.seconds(component, "component", "keepalive_timeout", Settings.keepalive_timeout),
+            shutdown_grace=self.seconds(component, "component", "shutdown_grace", Settings.shutdown_grace),
+            limits=Limits(
+                max_stanza_bytes=self.count(limits, "max_stanza_bytes", Limits.max_stanza_bytes),
+                max_depth=self.count(limits, "max_depth", Limits.max_depth),
+                handler_timeout=self.seconds(limits, "limits", "handler_timeout", Limits.handler_timeout),
+                max_in_flight=self.count(limits, "max_in_flight", Limits.max_in_flight),
+                sender_rate=self.seconds(limits, "limits", "sender_rate", Limits.sender_rate),
+                sender_burst=self.count(limits, "sender_burst", Limits.sender_burst),
+            ),
+            access=self.access_rules(access),
+            warnings=tuple(self.warnings),
         )
+
+    def count(self, table: Mapping[str, Any], key: str, default: int) -> int:
+        value = self.value(table, "limits", key, int, default)
+        if value < 1:
+            raise self.error(f"limits.{key}", f"expected a positive integer, got {value}")
+        return value
+
+    def domain(self, table: Mapping[str, Any], key: str) -> str | None:
+        value = self.value(table, "component", key, str)
+        if value is None:
+            return None
+        try:
+            parsed = parse_jid(value)
+        except InvalidFormat as e:
+            raise self.error(f"component.{key}", f"not a valid domain: {value!r} ({e})") from None
+        if parsed.user is not None or parsed.resource is not None:
+            raise self.error(f"component.{key}", f"expected a bare domain, got {value!r}")
+        return parsed.host
+
+    def access_rules(self, access: Mapping[str, Any]) -> tuple[AccessRule, ...]:
+        rules = []
+        for index, table in enumerate(self.value(access, "access", "rules", list, [])):
+            key = f"access.rules[{index}]"
+            if not isinstance(table, dict):
+                raise self.error(key, f"expected a table, got {_kind(table)}")
+            for name in table:
+                if name not in {"namespace", "type", "allow"}:
+                    raise self.error(f"{key}.{name}", "unknown key (allowed: allow, namespace, type)")
+            if not isinstance(table.get("namespace"), str) or not table["namespace"]:
+                raise self.error(f"{key}.namespace", "missing or not a string")
+            kind = table.get("type")
+            if kind not in (None, "get", "set"):
+                raise self.error(f"{key}.type", f"expected get or set (or no type for both), got {kind!r}")
+            allow = table.get("allow")
+            if not isinstance(allow, list) or not all(isinstance(entry, str) for entry in allow):
+                raise self.error(f"{key}.allow", "missing or not an array of JIDs and domains")
+            normalized = set()
+            for entry in allow:
+                try:
+                    normalized.add(parse_jid(entry).full())
+                except InvalidFormat as e:
+                    raise self.error(f"{key}.allow", f"not a valid JID or domain: {entry!r} ({e})") from None
+            types = ("get", "set") if kind is None else (kind,)
+            rules.append(AccessRule(table["namespace"], types, frozenset(normalized)))
+        return tuple(rules)
 
     def jid(self, value: str | None) -> str:
         if value is None:
@@ -177,6 +282,11 @@ class _Reader:
             raise self.error(key, f"cannot read the secret file {path}: {problem}") from None
         if not secret:
             raise self.error(key, f"the secret file {path} is empty")
+        mode = path.stat().st_mode
+        if mode & 0o077:
+            self.warnings.append(
+                f"{path}: the secret file is readable by group or others (mode {mode & 0o777:o}); chmod 600 it"
+            )
         return secret
 
     def server(self, value: str) -> str:

@@ -25,21 +25,10 @@ from twisted.words.protocols.jabber.component import ConnectComponentAuthenticat
 from twisted.words.xish import domish
 from zope.interface import implementer
 
-NS_COMPONENT_ACCEPT = "jabber:component:accept"
+from component.config import Limits
+from component.stream import ComponentStream
+
 INITIAL_RETRY_DELAY = 0.5  # seconds; doubles per failed attempt up to reconnect_max, plus up to 1 s of jitter
-
-
-class ComponentStream(xmlstream.XmlStream):
-    """An ``XmlStream`` whose stanzas, once authenticated, go to one callable."""
-
-    route_iq: Callable[[domish.Element], None] | None = None
-    refused = False
-
-    def onElement(self, element: domish.Element) -> None:
-        if self.route_iq is not None and element.name == "iq" and element.uri == NS_COMPONENT_ACCEPT:
-            self.route_iq(element)
-        else:
-            xmlstream.XmlStream.onElement(self, element)
 
 
 @implementer(IStreamClientEndpoint)
@@ -103,8 +92,13 @@ class ComponentConnection(Service):
         clock: IReactorTime,
         reconnect_max: float = 60.0,
         jitter: Callable[[], float] = random.random,
+        handshake_timeout: float = 20.0,
+        limits: Limits | None = None,
     ) -> None:
         self.jid = jid
+        self._clock = clock
+        self.handshake_timeout = handshake_timeout
+        self._limits = limits or Limits()
         self._secret = secret
         self.server = server
         self._route_iq = route_iq
@@ -141,12 +135,28 @@ class ComponentConnection(Service):
 
     def build_stream(self) -> ComponentStream:
         stream = ComponentStream(ConnectComponentAuthenticator(self.jid, self._secret))
+        stream.max_stanza_bytes = self._limits.max_stanza_bytes
+        stream.max_depth = self._limits.max_depth
+        stream.addObserver(xmlstream.STREAM_CONNECTED_EVENT, self._connected)
         stream.addObserver(xmlstream.STREAM_AUTHD_EVENT, self._authenticated)
         stream.addObserver(xmlstream.STREAM_ERROR_EVENT, lambda failure: self._stream_error(stream, failure))
         stream.addObserver(xmlstream.STREAM_END_EVENT, lambda reason: self._ended(stream, reason))
         return stream
 
+    def _connected(self, stream: ComponentStream) -> None:
+        stream.handshake_timer = self._clock.callLater(self.handshake_timeout, self._handshake_overdue, stream)
+
+    def _handshake_overdue(self, stream: ComponentStream) -> None:
+        stream.refused = True  # reported here; the end of the connection needs no second line
+        self.log.warn(
+            "{server} did not complete the handshake within {timeout:g} s; dropping the connection",
+            server=self.server,
+            timeout=self.handshake_timeout,
+        )
+        stream.transport.abortConnection()
+
     def _authenticated(self, stream: ComponentStream) -> None:
+        stream.handshake_timer.cancel()
         self.attempts_since_authenticated = 0
         self.ever_authenticated = True
         self.stream = stream
@@ -180,6 +190,9 @@ class ComponentConnection(Service):
 
     def _ended(self, stream: ComponentStream, reason: Failure) -> None:
         stream.route_iq = None
+        timer = getattr(stream, "handshake_timer", None)
+        if timer is not None and timer.active():
+            timer.cancel()
         if stream is self.stream:
             self.stream = None
             self.log.warn(

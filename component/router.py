@@ -14,12 +14,16 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.defer import TimeoutError as HandlerTimeout
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.xish import domish
 
+from component.config import Limits
 from component.errors import IqError, IqTimeout, StanzaError
+from component.policy import AccessControl, SenderRateLimit
 from component.registry import Registry, Responder
 from component.request import InvalidFormat, Request, parse_jid
 
@@ -31,6 +35,10 @@ NOT_ONE_PAYLOAD = StanzaError("bad-request", text="An Iq get or set carries exac
 SERVICE_UNAVAILABLE = StanzaError("service-unavailable")
 FEATURE_NOT_IMPLEMENTED = StanzaError("feature-not-implemented")
 JID_MALFORMED = StanzaError("jid-malformed")
+FORBIDDEN = StanzaError("forbidden")
+TOO_FAST = StanzaError("resource-constraint", text="Too many requests from this sender; slow down")
+TOO_BUSY = StanzaError("resource-constraint", text="Too many requests in progress; try again later")
+SHUTTING_DOWN = StanzaError("resource-constraint", text="Shutting down; try again later")
 INTERNAL_SERVER_ERROR = StanzaError("internal-server-error")
 REMOTE_SERVER_TIMEOUT = StanzaError("remote-server-timeout")
 UNDEFINED_CONDITION = StanzaError("undefined-condition")
@@ -50,10 +58,25 @@ class Router:
 
     log = Logger()
 
-    def __init__(self, registry: Registry, tracker: Any, component: Any) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        tracker: Any,
+        component: Any,
+        clock: IReactorTime,
+        limits: Limits | None = None,
+        access: AccessControl | None = None,
+    ) -> None:
         self.registry = registry
         self.tracker = tracker
         self.component = component
+        self.clock = clock
+        self.limits = limits = limits or Limits()
+        self.access = access or AccessControl(())
+        self.rate_limit = SenderRateLimit(limits.sender_rate, limits.sender_burst, clock)
+        self.in_flight = 0
+        self.draining = False
+        self._idle: list[Deferred] = []
 
     def receive(self, iq: domish.Element) -> None:
         """Handle one ``<iq/>`` from the stream. Never raises."""
@@ -72,6 +95,25 @@ class Router:
         if type != "get" and type != "set":
             self.reply_error(iq, BAD_TYPE)
             return
+        try:
+            sender = parse_jid(attributes["from"]) if "from" in attributes else None
+        except InvalidFormat:
+            self.log.warn(
+                "Dropped an Iq from a malformed JID {sender!r}: a reply could not be addressed",
+                sender=attributes["from"],
+            )
+            return
+        try:
+            recipient = parse_jid(attributes["to"]) if "to" in attributes else None
+        except InvalidFormat:
+            self.reply_error(iq, JID_MALFORMED, from_self=True)
+            return
+        if self.draining:
+            self.reply_error(iq, SHUTTING_DOWN)
+            return
+        if sender is not None and not self.rate_limit.allow(sender.userhost()):
+            self.reply_error(iq, TOO_FAST)
+            return
 
         payload = None
         for child in iq.children:
@@ -84,17 +126,16 @@ class Router:
             self.reply_error(iq, NOT_ONE_PAYLOAD)
             return
 
+        if self.access and not self.access.allows(type, payload.uri, sender):
+            self.reply_error(iq, FORBIDDEN)
+            return
         responder = self.registry.lookup(type, payload.uri, payload.name)
         if responder is None:
             error = FEATURE_NOT_IMPLEMENTED if self.registry.serves(payload.uri) else SERVICE_UNAVAILABLE
             self.reply_error(iq, error, payload)
             return
-
-        try:
-            sender = parse_jid(attributes["from"]) if "from" in attributes else None
-            recipient = parse_jid(attributes["to"]) if "to" in attributes else None
-        except InvalidFormat:
-            self.reply_error(iq, JID_MALFORMED, payload)
+        if self.in_flight >= self.limits.max_in_flight:
+            self.reply_error(iq, TOO_BUSY)
             return
         self.call(responder, Request(iq, payload, sender, recipient, self.component))
 
@@ -108,14 +149,32 @@ class Router:
         if inspect.iscoroutine(result):
             result = Deferred.fromCoroutine(result)
         if isinstance(result, Deferred):
+            self.in_flight += 1
+            result.addTimeout(self.limits.handler_timeout, self.clock)
             result.addCallbacks(
                 self.reply_result,
                 self.reply_failure,
                 callbackArgs=(responder, request),
                 errbackArgs=(responder, request),
             )
+            result.addBoth(self._finished)
         else:
             self.reply_result(result, responder, request)
+
+    def _finished(self, _: Any) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            idle, self._idle = self._idle, []
+            for waiting in idle:
+                waiting.callback(None)
+
+    def when_idle(self) -> Deferred:
+        """A Deferred that fires once no responder is in flight."""
+        if self.in_flight == 0:
+            return succeed(None)
+        waiting: Deferred = Deferred()
+        self._idle.append(waiting)
+        return waiting
 
     def reply_result(self, result: Any, responder: Responder, request: Request) -> None:
         if result is None:
@@ -146,6 +205,18 @@ class Router:
             reply = REMOTE_SERVER_TIMEOUT
         elif isinstance(error, IqError):
             reply = UNDEFINED_CONDITION
+        elif isinstance(error, HandlerTimeout):
+            self.log.warn(
+                "Responder {responder} did not answer {type} {namespace} from {sender} id {id} "
+                "within {timeout:g} s; it was cancelled",
+                responder=responder.name,
+                type=request.type,
+                namespace=request.namespace,
+                sender=request.stanza.getAttribute("from"),
+                id=request.id,
+                timeout=self.limits.handler_timeout,
+            )
+            reply = INTERNAL_SERVER_ERROR
         else:
             if not isinstance(error, CancelledError):
                 self.log.failure(
@@ -160,20 +231,29 @@ class Router:
             reply = INTERNAL_SERVER_ERROR
         self.reply_error(request.stanza, reply, request.payload)
 
-    def reply_error(self, iq: domish.Element, error: StanzaError, payload: domish.Element | None = None) -> None:
+    def reply_error(
+        self,
+        iq: domish.Element,
+        error: StanzaError,
+        payload: domish.Element | None = None,
+        from_self: bool = False,
+    ) -> None:
         echoed = payload.toXml() if payload is not None else ""
         if len(echoed) > ECHO_PAYLOAD_LIMIT:
             echoed = ""
-        self.component.send_raw(_start_tag(iq, "error") + echoed + error.xml + "</iq>")
+        sender = self.component.jid if from_self else None
+        self.component.send_raw(_start_tag(iq, "error", sender=sender) + echoed + error.xml + "</iq>")
 
 
-def _start_tag(iq: domish.Element, type: str, close: bool = False) -> str:
+def _start_tag(iq: domish.Element, type: str, close: bool = False, sender: str | None = None) -> str:
     """The reply's start tag: the request's id, with ``to`` and ``from`` swapped."""
     attributes = iq.attributes
     tag = f"<iq type='{type}' id='{_escape(attributes.get('id', ''))}'"
     if "from" in attributes:
         tag += f" to='{_escape(attributes['from'])}'"
-    if "to" in attributes:
+    if sender is not None:
+        tag += f" from='{_escape(sender)}'"
+    elif "to" in attributes:
         tag += f" from='{_escape(attributes['to'])}'"
     return tag + ("/>" if close else ">")
 

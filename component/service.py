@@ -21,10 +21,13 @@ from twisted.logger import Logger
 from twisted.words.xish import domish
 
 from component.config import Settings
-from component.connection import ComponentConnection, ComponentStream
+from component.connection import ComponentConnection
 from component.discovery import NS_DISCO_INFO, NS_DISCO_ITEMS, Discovery, parse_info, parse_items
+from component.keepalive import Keepalive
+from component.policy import AccessControl
 from component.registry import Registry
 from component.router import Router
+from component.stream import ComponentStream
 from component.tracker import Tracker
 
 # Conditions that mean "this name or secret is wrong", not "try again later".
@@ -61,14 +64,23 @@ class Component(MultiService):
         self.jid = settings.jid
         self.registry = registry
         self.stream: ComponentStream | None = None
+        self.server_domain = settings.server_domain or settings.jid.partition(".")[2] or settings.jid
         self.tracker = Tracker(
             send=self.send,
             clock=reactor,
             own_domain=settings.jid,
-            server_domain=settings.jid.partition(".")[2] or None,
+            server_domain=self.server_domain,
             default_timeout=settings.response_timeout,
         )
-        self.router = Router(registry, self.tracker, self)
+        self.keepalive = Keepalive(
+            self.query,
+            self.server_domain,
+            settings.keepalive_interval,
+            settings.keepalive_timeout,
+            drop=self._drop_connection,
+            clock=reactor,
+        )
+        self.router = Router(registry, self.tracker, self, reactor, settings.limits, AccessControl(settings.access))
         self.disco = Discovery(
             features=lambda: registry.features,
             identities=settings.identities,
@@ -93,14 +105,45 @@ class Component(MultiService):
             clock=reactor,
             reconnect_max=settings.reconnect_max,
             jitter=jitter,
+            handshake_timeout=settings.keepalive_timeout,
+            limits=settings.limits,
         )
         self.connection.setServiceParent(self)
 
     def startService(self) -> None:
+        for warning in self.settings.warnings:
+            self.log.warn("{warning}", warning=warning)
         # Everything loaded so far (Twisted, handler modules, configuration) lives as long as the
         # process: move it out of the collector's sight, so collections scan only per-request garbage.
         gc.freeze()
         super().startService()
+
+    def stopService(self) -> Deferred:
+        """Stop taking requests, let those in flight finish (up to ``shutdown_grace``), close the stream."""
+        self.router.draining = True
+        in_flight = self.router.in_flight
+        if in_flight:
+            self.log.info(
+                "Shutting down: waiting up to {grace:g} s for {count} request(s) in progress",
+                grace=self.settings.shutdown_grace,
+                count=in_flight,
+            )
+        waiting = self.router.when_idle().addTimeout(self.settings.shutdown_grace, self._reactor)
+        waiting.addErrback(
+            lambda _: self.log.warn("Shutting down with {count} request(s) unanswered", count=self.router.in_flight)
+        )
+        waiting.addCallback(lambda _: self._close_stream())
+        waiting.addCallback(lambda _: MultiService.stopService(self))
+        return waiting
+
+    def _close_stream(self) -> None:
+        self.keepalive.stop()
+        if self.stream is not None:
+            self.stream.sendFooter()  # </stream:stream>; the connection closes when the service stops
+
+    def _drop_connection(self) -> None:
+        if self.stream is not None:
+            self.stream.transport.abortConnection()
 
     @property
     def connected(self) -> bool:
@@ -149,9 +192,11 @@ class Component(MultiService):
 
     def _authenticated(self, stream: ComponentStream) -> None:
         self.stream = stream
+        self.keepalive.start()
 
     def _lost(self, reason: str) -> None:
         self.stream = None
+        self.keepalive.stop()
         self.tracker.fail_all(f"lost the connection to {self.settings.server}: {reason}")
 
     def _refused(self, condition: str, text: str | None) -> None:

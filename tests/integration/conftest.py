@@ -28,6 +28,7 @@ def no_component_outlives_the_session():
 def secret_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("secret") / "secret.txt"
     path.write_text(secrets.token_hex(16))
+    path.chmod(0o600)
     return path
 
 

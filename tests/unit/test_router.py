@@ -281,9 +281,16 @@ def test_result_and_error_stanzas_are_never_answered(harness, type):
     assert harness.receive(iq("", type=type, id="unknown")) == []
 
 
-def test_malformed_sender_jid_is_jid_malformed(harness):
-    reply = only(harness.receive(iq(case("plain"), sender="@@bad@@")))
+def test_malformed_sender_jid_is_dropped_and_logged_as_no_reply_could_be_addressed(harness, caplog_twisted):
+    assert harness.receive(iq(case("plain"), sender="@@bad@@")) == []
+    assert "@@bad@@" in caplog_twisted.text()
+
+
+@pytest.mark.parametrize("to", ["@@bad@@", "a..b", "x@"])
+def test_malformed_recipient_jid_is_jid_malformed_from_the_component(harness, to):
+    reply = only(harness.receive(iq(case("plain"), to=to)))
     assert error_condition(reply) == ("modify", "jid-malformed")
+    assert reply["from"] == "iq.localhost"
 
 
 def test_iq_to_a_user_of_the_component_domain_is_answered_from_that_address(harness):
