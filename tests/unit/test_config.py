@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from component import Identity, Item
-from component.config import ConfigError, Overrides, load
+from component.config import ConfigError, Limits, Overrides, load
 
 MINIMAL = """
 [component]
@@ -181,3 +181,49 @@ def test_bad_command_line_secret_file_names_the_option(tmp_path):
 def test_bad_command_line_handler_directory_names_the_option(tmp_path):
     message = error_for(config(tmp_path, MINIMAL), Overrides(handler_directories=(str(tmp_path / "nope"),)))
     assert "--handlers" in message and "no such directory" in message
+
+
+def test_secret_file_readable_by_others_gives_a_warning_naming_the_file(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("s3cret")
+    secret.chmod(0o644)
+    path = config(tmp_path, '[component]\njid = "iq.example.org"\nsecret_file = "secret.txt"\n')
+    [warning] = load(path, environ={}).warnings
+    assert str(secret) in warning and "644" in warning and "s3cret" not in warning
+    secret.chmod(0o600)
+    assert load(path, environ={}).warnings == ()
+
+
+@pytest.mark.parametrize(
+    "text, key, problem",
+    [
+        ("[limits]\nmax_stanza_bytes = 0\n", "limits.max_stanza_bytes", "positive integer"),
+        ("[limits]\nhandler_timeout = 'x'\n", "limits.handler_timeout", "expected a number"),
+        ("[limits]\nburst = 3\n", "limits.burst", "unknown key"),
+        ("[[access.rules]]\nallow = ['a@b']\n", "access.rules[0].namespace", "missing"),
+        ("[[access.rules]]\nnamespace = 'n'\n", "access.rules[0].allow", "missing"),
+        ("[[access.rules]]\nnamespace = 'n'\ntype = 'result'\nallow = []\n", "access.rules[0].type", "get or set"),
+        ("[[access.rules]]\nnamespace = 'n'\nallow = ['@@']\n", "access.rules[0].allow", "not a valid JID"),
+        ("keepalive_interval = -5\n", "component.keepalive_interval", "positive"),
+    ],
+)
+def test_limits_and_access_mistakes_name_the_key(tmp_path, text, key, problem):
+    message = error_for(config(tmp_path, MINIMAL + text))
+    assert key in message and problem in message, message
+
+
+def test_limits_access_and_keepalive_are_read(tmp_path):
+    path = config(
+        tmp_path,
+        MINIMAL
+        + "keepalive_interval = 15\nkeepalive_timeout = 5\nshutdown_grace = 3\nserver_domain = 'example.org'\n"
+        + "[limits]\nmax_stanza_bytes = 65536\nmax_depth = 10\nhandler_timeout = 2\nmax_in_flight = 50\n"
+        + "sender_rate = 5\nsender_burst = 20\n"
+        + "[[access.rules]]\nnamespace = 'urn:x'\ntype = 'set'\nallow = ['Admin@Example.org', 'example.net']\n",
+    )
+    settings = load(path, environ={})
+    assert (settings.keepalive_interval, settings.keepalive_timeout, settings.shutdown_grace) == (15, 5, 3)
+    assert settings.server_domain == "example.org"
+    assert settings.limits == Limits(65536, 10, 2.0, 50, 5.0, 20)
+    [rule] = settings.access
+    assert (rule.namespace, rule.types, rule.allow) == ("urn:x", ("set",), {"admin@example.org", "example.net"})

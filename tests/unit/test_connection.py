@@ -167,3 +167,49 @@ def test_other_stream_errors_before_authentication_are_retried(harness):
     harness.server.refuse(b"<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>")
     assert harness.gave_up == []
     assert len(harness.run_until_attempts(2)) == 1
+
+
+def sent_by_component(server):
+    return server.streams[-1].transport.value().decode()
+
+
+def test_server_that_never_completes_the_handshake_is_dropped_and_retried():
+    h = Harness()
+    h.server.accepting = True
+    h.component.startService()
+    h.server.start_stream()  # header, but no <handshake/>
+    h.clock.advance(h.component.settings.keepalive_timeout + 0.1)
+    assert h.server.streams[-1].transport.disconnecting or h.server.streams[-1].transport.disconnected
+    h.server.drop()
+    assert len(h.run_until_attempts(2)) == 1
+
+
+def test_keepalive_pings_the_server_and_drops_a_silent_connection(caplog_twisted):
+    h = Harness()
+    h.server.accepting = True
+    h.component.startService()
+    h.server.accept()
+    stream = h.server.streams[-1]
+    stream.transport.clear()
+    h.clock.advance(h.component.settings.keepalive_interval)
+    ping = sent_by_component(h.server)
+    assert "urn:xmpp:ping" in ping and "to='localhost'" in ping
+    h.clock.advance(h.component.settings.keepalive_timeout + 0.1)
+    assert stream.transport.disconnecting or stream.transport.disconnected
+    assert "did not answer a keepalive ping" in caplog_twisted.text()
+
+
+@pytest.mark.parametrize("answer", ["result", "error"])
+def test_keepalive_keeps_a_connection_whose_server_answers(answer):
+    h = Harness()
+    h.server.accepting = True
+    h.component.startService()
+    h.server.accept()
+    stream = h.server.streams[-1]
+    for _ in range(3):
+        stream.transport.clear()
+        h.clock.advance(h.component.settings.keepalive_interval)
+        ping_id = sent_by_component(h.server).split("id='")[1].split("'")[0]
+        stream.dataReceived(f"<iq type='{answer}' id='{ping_id}' from='localhost' to='iq.localhost'/>".encode())
+        h.clock.advance(h.component.settings.keepalive_timeout + 0.1)
+        assert not stream.transport.disconnecting
