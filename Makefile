@@ -9,7 +9,7 @@ RUN_DIR := run
 
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: setup run test bench bench-peers lint format clean prosody venv-support
+.PHONY: setup run test soak bench bench-peers lint format clean prosody venv-support
 
 setup: $(INSTALLED) prosody conf/secret.txt
 
@@ -38,6 +38,10 @@ run: setup
 
 test: setup
 	$(PY) -m pytest
+
+# The long fuzzing run: the suite's properties with 20,000 examples each, and how many were tried.
+soak: setup
+	$(PY) -m pytest tests/unit/test_fuzz.py --hypothesis-profile=soak --hypothesis-show-statistics -q -p no:cacheprovider
 
 # Benchmarks are not tests: they print figures and never fail on speed. See bench/README.md.
 bench: setup

@@ -20,6 +20,8 @@ def parse_jid(text: str) -> JID:
     Unlike Twisted's ``internJID`` the cache cannot grow without bound when
     senders invent addresses.
     """
+    if not text:
+        raise InvalidFormat("an empty JID")
     try:
         return JID(text)
     except InvalidFormat:

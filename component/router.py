@@ -258,9 +258,13 @@ def _start_tag(iq: domish.Element, type: str, close: bool = False, sender: str |
     return tag + ("/>" if close else ">")
 
 
+_ATTRIBUTE_ESCAPES = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", "'": "&apos;", '"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
+)
+
+
 def _escape(value: str) -> str:
-    """Escape an attribute value for a single-quoted attribute."""
-    if "&" in value or "<" in value or ">" in value or "'" in value or '"' in value:
-        value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        value = value.replace("'", "&apos;").replace('"', "&quot;")
-    return value
+    """Escape an attribute value for a single-quoted attribute; white space survives normalization."""
+    if value.isalnum():
+        return value
+    return value.translate(_ATTRIBUTE_ESCAPES)

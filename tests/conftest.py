@@ -1,7 +1,13 @@
 """Fixtures shared by the unit and integration tests."""
 
 import pytest
+from hypothesis import settings
 from twisted.logger import formatEvent, globalLogPublisher
+
+# Fuzzing budgets: bounded in the suite; `make soak` selects the long one with --hypothesis-profile=soak.
+settings.register_profile("suite", max_examples=150)
+settings.register_profile("soak", max_examples=20_000)
+settings.load_profile("suite")
 
 
 class LogEvents(list):
