@@ -10,6 +10,7 @@ import atexit
 import gc
 import os
 import random
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -129,12 +130,20 @@ class Component(MultiService):
                 count=in_flight,
             )
         waiting = self.router.when_idle().addTimeout(self.settings.shutdown_grace, self._reactor)
-        waiting.addErrback(
-            lambda _: self.log.warn("Shutting down with {count} request(s) unanswered", count=self.router.in_flight)
-        )
+        waiting.addCallbacks(self._drained, self._not_drained)
         waiting.addCallback(lambda _: self._close_stream())
         waiting.addCallback(lambda _: MultiService.stopService(self))
         return waiting
+
+    def _drained(self, _: object) -> None:
+        # twistd and twist end a SIGTERM'd process by raising the signal again after clean-up; a
+        # shutdown that answered everything it accepted exits 0 instead, so that supervisors and
+        # scripts can tell it from one that lost requests.
+        if getattr(self._reactor, "_exitSignal", None) in (signal.SIGTERM, signal.SIGINT):
+            self._reactor._exitSignal = None
+
+    def _not_drained(self, _: object) -> None:
+        self.log.warn("Shutting down with {count} request(s) unanswered", count=self.router.in_flight)
 
     def _close_stream(self) -> None:
         self.keepalive.stop()

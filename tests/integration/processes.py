@@ -89,8 +89,15 @@ class ComponentProcess:
         return self.process.returncode
 
 
-def write_config(path: Path, component_port: int, secret_file: Path, directories: list[Path], extra: str = "") -> Path:
-    """A configuration for a component on the test's Prosody."""
+def write_config(
+    path: Path,
+    component_port: int,
+    secret_file: Path,
+    directories: list[Path],
+    extra: str = "",
+    component_extra: str = "",
+) -> Path:
+    """A configuration for a component on the test's Prosody; ``component_extra`` goes into [component]."""
     listed = ", ".join(f'"{directory}"' for directory in directories)
     path.write_text(
         f"""
@@ -99,7 +106,7 @@ jid = "iq.localhost"
 secret_file = "{secret_file}"
 server = "tcp:host=127.0.0.1:port={component_port}"
 reconnect_max = 2.0
-
+{component_extra}
 [handlers]
 directories = [{listed}]
 {extra}

@@ -45,6 +45,7 @@ class XmppClient:
         )
         xmpp.connect("127.0.0.1", port)
         await started
+        xmpp.send_presence()  # available: Prosody routes Iqs to a full JID only once it has sent presence
         return xmpp
 
     def iq(self, body: str, type: str = "get", to: str = "iq.localhost", timeout: float = 10.0) -> ElementTree.Element:

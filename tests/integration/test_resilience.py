@@ -1,0 +1,234 @@
+"""Faults injected against the real Prosody: restarts, SIGKILL, a hung server, a flooding sender, SIGTERM."""
+
+import asyncio
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import BUNDLED, PASSWORD, USER
+from tests.integration.processes import ComponentProcess, write_config
+from tests.integration.xmpp_client import XmppClient, error_of
+
+sys.path.insert(0, str(Path(__file__).parents[2] / "bench"))
+import c2s
+import loadgen
+
+pytestmark = pytest.mark.integration
+
+HANDLERS = '''
+from twisted.internet import defer, reactor, task
+from twisted.logger import Logger
+from twisted.words.xish import domish
+
+from component import NO_TIMEOUT, NotConnected, responder
+
+log = Logger()
+
+
+@responder("urn:example:faults", "get", element="hang")
+def hang(request):
+    return defer.Deferred()  # never answers: only the handler timeout or a shutdown ends it
+
+
+@responder("urn:example:faults", "get", element="ask-silent")
+async def ask_silent(request):
+    """Ask an address of our own whose responder never answers, through the server; report how it ended."""
+    log.info("outbound query waiting")
+    try:
+        await request.component.query(
+            "sink@iq.localhost", domish.Element(("urn:example:faults", "hang")), timeout=NO_TIMEOUT
+        )
+    except NotConnected as e:
+        log.info("outbound query failed with NotConnected: {e}", e=str(e))
+        raise
+    except Exception as e:
+        log.info("outbound query ended otherwise: {e!r}", e=e)
+        raise
+    log.info("outbound query answered")
+
+
+@responder("urn:example:faults", "get", element="slow")
+async def slow(request):
+    log.info("slow request {id} started", id=request.id)
+    await task.deferLater(reactor, 1.5, lambda: None)
+    return domish.Element(("urn:example:faults", "done"))
+'''
+
+
+@pytest.fixture(scope="module")
+def fault_handlers(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("fault-handlers")
+    (directory / "faults.py").write_text(HANDLERS)
+    return directory
+
+
+@pytest.fixture
+def start_component(tmp_path, prosody, secret_file, fault_handlers):
+    """Start a component under twistd with extra configuration; stopped by pid after the test."""
+    started = []
+
+    def start(extra: str = "", name: str = "iqresponder.toml", component: str = "") -> ComponentProcess:
+        config = write_config(
+            tmp_path / name, prosody.component_port, secret_file, [BUNDLED, fault_handlers], extra, component
+        )
+        process = ComponentProcess(config)
+        started.append(process)
+        process.wait_for_log("Authenticated as iq.localhost")
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def login(prosody, resource: str) -> XmppClient:
+    return XmppClient(f"{USER}@localhost/{resource}", PASSWORD, prosody.c2s_port)
+
+
+def ping_ok(client: XmppClient) -> bool:
+    return client.iq("<ping xmlns='urn:xmpp:ping'/>").get("type") == "result"
+
+
+def test_prosody_restart_under_load_fails_pending_queries_and_the_component_answers_afterwards(
+    prosody, start_component
+):
+    component = start_component("[limits]\nhandler_timeout = 60.0\n")
+    client = login(prosody, "steady")
+    answered = sum(ping_ok(client) for _ in range(20))  # a steady stream of queries before the restart
+    assert answered == 20
+
+    # An outbound query left pending: the responder asks the client, which never answers.
+    asyncio.run_coroutine_threadsafe(_send_raw(client), client.loop).result(5)
+    component.wait_for_log("outbound query waiting")
+
+    prosody.restart()
+    component.wait_for_log("outbound query failed with NotConnected")
+    component.wait_for_log("Authenticated as iq.localhost", count=2, timeout=20)
+    client.close()
+
+    after = login(prosody, "after-restart")
+    try:
+        assert all(ping_ok(after) for _ in range(50))
+    finally:
+        after.close()
+    assert component.process.poll() is None
+
+
+async def _send_raw(client: XmppClient) -> None:
+    """Send the ask-silent request without waiting for its answer (it only comes after the fault)."""
+    from xml.etree import ElementTree
+
+    stanza = ElementTree.fromstring(
+        "<iq xmlns='jabber:client' type='get' to='iq.localhost' id='ask-silent-1'>"
+        "<ask-silent xmlns='urn:example:faults'/></iq>"
+    )
+    client.xmpp.Iq(xml=stanza).send()
+
+
+def test_component_killed_with_sigkill_and_started_again_answers(prosody, start_component):
+    first = start_component(name="first.toml")
+    first.process.send_signal(signal.SIGKILL)
+    assert first.wait(timeout=10) == -signal.SIGKILL
+    start_component(name="second.toml")
+    client = login(prosody, "after-kill")
+    try:
+        assert all(ping_ok(client) for _ in range(20))
+    finally:
+        client.close()
+
+
+def test_hung_server_is_noticed_by_the_keepalive_and_the_component_reconnects_when_it_is_back(prosody, start_component):
+    component = start_component(component="keepalive_interval = 1.0\nkeepalive_timeout = 1.0\n")
+    os.kill(prosody.pid, signal.SIGSTOP)
+    try:
+        stopped_at = time.monotonic()
+        component.wait_for_log("did not answer a keepalive ping", timeout=15)
+        noticed_after = time.monotonic() - stopped_at
+        component.wait_for_log("Lost the connection")
+    finally:
+        os.kill(prosody.pid, signal.SIGCONT)
+    component.wait_for_log("Authenticated as iq.localhost", count=2, timeout=30)
+    client = login(prosody, "after-hang")
+    try:
+        assert ping_ok(client)
+    finally:
+        client.close()
+    print(f"keepalive noticed the hung server after {noticed_after:.1f} s (interval 1 s, timeout 1 s)")
+    assert noticed_after < 10
+
+
+def test_one_sender_flooding_does_not_starve_another(prosody, start_component, record_property):
+    start_component("[limits]\nsender_rate = 20.0\nsender_burst = 20\n")
+    prosody.register("flooder", "localhost", "flooder")
+    quiet = login(prosody, "quiet")
+    flood_report = {}
+
+    def flood():
+        async def run():
+            link = await c2s.connect(prosody.c2s_port, "flooder", "flooder")
+            flood_report["report"] = await loadgen.run(link, "ping", 3000, window=3000, stall_seconds=20)
+            link.close_stream()
+
+        asyncio.run(run())
+
+    flooder = threading.Thread(target=flood)
+    flooder.start()
+    latencies = []
+    try:
+        for _ in range(20):
+            started = time.perf_counter()
+            assert ping_ok(quiet)
+            latencies.append(time.perf_counter() - started)
+    finally:
+        flooder.join(60)
+        quiet.close()
+    report = flood_report["report"]
+    assert report.replies == 3000  # every flood request got its one reply...
+    assert report.errors >= 3000 - 20 - 200  # ...most of them resource-constraint
+    worst = max(latencies) * 1000
+    record_property("quiet_sender_p50_ms", sorted(latencies)[len(latencies) // 2] * 1000)
+    record_property("quiet_sender_max_ms", worst)
+    print(f"while another sender flooded 3,000 pings: quiet sender max {worst:.1f} ms over 20 pings")
+
+
+def test_sigterm_lets_a_request_in_flight_finish_then_closes_the_stream_and_exits_zero(prosody, start_component):
+    component = start_component()
+    client = login(prosody, "shutdown")
+    try:
+        replies = []
+        waiting = threading.Thread(
+            target=lambda: replies.append(client.iq("<slow xmlns='urn:example:faults'/>", timeout=15))
+        )
+        waiting.start()
+        component.wait_for_log("slow request")
+        component.process.send_signal(signal.SIGTERM)
+        waiting.join(20)
+        [reply] = replies
+        assert reply.get("type") == "result" and reply.find("{urn:example:faults}done") is not None
+        assert component.wait(timeout=15) == 0
+        assert "Shutting down: waiting" in component.log()
+    finally:
+        client.close()
+
+
+def test_secret_is_in_neither_the_process_arguments_nor_the_log(prosody, start_component, secret_file):
+    component = start_component()
+    arguments = Path(f"/proc/{component.pid}/cmdline").read_bytes()
+    secret = secret_file.read_text().strip()
+    assert secret.encode() not in arguments
+    assert secret not in component.log()
+
+
+def test_a_request_from_an_access_controlled_namespace_is_forbidden_through_prosody(prosody, start_component):
+    start_component("[[access.rules]]\nnamespace = 'urn:xmpp:ping'\nallow = ['admin@localhost']\n")
+    client = login(prosody, "not-admin")
+    try:
+        assert error_of(client.iq("<ping xmlns='urn:xmpp:ping'/>")) == ("auth", "forbidden")
+        assert client.iq("<query xmlns='jabber:iq:version'/>").get("type") == "result"
+    finally:
+        client.close()
