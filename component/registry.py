@@ -55,6 +55,8 @@ def responder(namespace: str, type: str | None = None, element: str | None = Non
     """
     if not isinstance(namespace, str) or not namespace:
         raise ValueError("responder() needs a namespace string")
+    if any(character in namespace for character in "&<>'\""):
+        raise ValueError(f"responder() namespaces cannot contain & < > ' or \" ({namespace!r})")
     if type is not None and type not in IQ_REQUEST_TYPES:
         raise ValueError(f"responder() type must be 'get', 'set' or None, not {type!r}")
     declaration = Declaration(namespace, IQ_REQUEST_TYPES if type is None else (type,), element, disco)

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from twisted.logger import Logger
@@ -23,6 +24,23 @@ from twisted.words.protocols.jabber import error, xmlstream
 from twisted.words.xish import domish
 
 NS_COMPONENT_ACCEPT = "jabber:component:accept"
+
+
+# domish writes namespace names into xmlns='...' without escaping them, so a stranger's
+# namespace holding one of these would make every reply that echoes it malformed XML (and the
+# server would close our stream). They are kept escaped from the moment they are parsed; a
+# responder cannot be registered for such a namespace (see registry.responder).
+_UNSAFE = re.compile(r"[&<>'\"]")
+
+
+def _escape_uri(uri: str) -> str:
+    return domish.escapeToXml(uri, isattrib=1)
+
+
+def _escape_namespace_of(expat_name: str) -> str:
+    """Escape the namespace part of expat's ``"namespace localname"``."""
+    uri, space, local = expat_name.rpartition(" ")
+    return f"{_escape_uri(uri)}{space}{local}" if space else expat_name
 
 
 class StreamFault(domish.ParserError):
@@ -61,7 +79,14 @@ class LimitedElementStream(domish.ExpatElementStream):
         self.depth += 1
         if self.depth > self.max_depth:
             raise StreamFault("policy-violation", f"elements nested deeper than {self.max_depth - 1} levels")
+        if _UNSAFE.search(name):
+            name = _escape_namespace_of(name)
+        if any(_UNSAFE.search(key) for key in attrs):
+            attrs = {(_escape_namespace_of(key) if " " in key else key): value for key, value in attrs.items()}
         super()._onStartElement(name, attrs)
+
+    def _onStartNamespace(self, prefix, uri):
+        super()._onStartNamespace(prefix, _escape_uri(uri) if uri and _UNSAFE.search(uri) else uri)
 
     def _onEndElement(self, name):
         self.depth -= 1

@@ -112,7 +112,7 @@ def test_responders_imported_from_elsewhere_are_not_registered_twice():
 
 @pytest.mark.parametrize(
     "arguments",
-    [("",), ("urn:a", "result"), ("urn:a", "GET")],
+    [("",), ("urn:a", "result"), ("urn:a", "GET"), ("urn:a&b",), ("urn:'quoted'",)],
 )
 def test_decorator_refuses_bad_arguments(arguments):
     with pytest.raises(ValueError):

@@ -96,3 +96,17 @@ def test_many_stanzas_over_time_do_not_accumulate_in_the_parser(harness):
     for index in range(200):
         assert harness.receive(PING.replace("p1", f"p{index}"))
     assert harness.stream.stream.currElem is None and harness.stream.stream.stanzaSize == 0
+
+
+@pytest.mark.parametrize("namespace", ["a&lt;b", "x&amp;y", "q&apos;uote", "d&quot;q", "gt&gt;"])
+def test_namespaces_with_markup_characters_are_echoed_as_well_formed_xml(harness, namespace):
+    # Found by `make soak`: domish writes namespace names unescaped, so an echoed payload in such a
+    # namespace made the reply malformed, and the server would have closed the stream.
+    [reply] = harness.receive(
+        f"<iq type='get' id='ns' from='juliet@localhost/b' to='iq.localhost'><query xmlns=\"{namespace}\"/></iq>"
+    )
+    [payload, error] = list(reply.elements())
+    assert payload.uri == namespace.replace("&lt;", "<").replace("&amp;", "&").replace("&apos;", "'").replace(
+        "&quot;", '"'
+    ).replace("&gt;", ">")
+    assert error.name == "error" and not harness.transport.disconnecting
