@@ -41,10 +41,14 @@ class HandlerModule:
 
 
 def handler_files(directories: Sequence[Path]) -> list[Path]:
-    """The module files of ``directories``, in load order; a name may appear only once."""
+    """The module files of ``directories``, in load order; a name may appear only once.
+
+    An entry may also be a single ``.py`` file (the test kit loads one module that way).
+    """
     files: dict[str, Path] = {}
     for directory in directories:
-        for path in sorted(directory.glob("*.py")):
+        candidates = [directory] if directory.is_file() else sorted(directory.glob("*.py"))
+        for path in candidates:
             if path.name.startswith("_"):
                 continue
             if path.stem in files:

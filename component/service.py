@@ -29,7 +29,7 @@ from component.policy import AccessControl
 from component.registry import Registry
 from component.router import Router
 from component.stream import ComponentStream
-from component.tracker import Tracker
+from component.tracker import Tracker, random_id
 
 # Conditions that mean "this name or secret is wrong", not "try again later".
 REFUSALS = frozenset({"not-authorized", "host-unknown"})
@@ -55,6 +55,7 @@ class Component(MultiService):
         endpoint: Any = None,
         give_up: Callable[[Any, int], None] | None = None,
         jitter: Callable[[], float] = random.random,
+        new_id: Callable[[], str] = random_id,
     ) -> None:
         super().__init__()
         if reactor is None:
@@ -72,6 +73,7 @@ class Component(MultiService):
             own_domain=settings.jid,
             server_domain=self.server_domain,
             default_timeout=settings.response_timeout,
+            new_id=new_id,
         )
         self.keepalive = Keepalive(
             self.query,

@@ -1,16 +1,30 @@
-"""Test a handler module without a server: XML in, XML out.
+"""Test a handler module without a server: XML in, XML out. Also a pytest plugin.
 
 ``InMemoryComponent`` runs the real component (connection, router, registry,
 tracker) over an in-memory transport and a ``task.Clock``, already past the
 XEP-0114 handshake, so a test sends an Iq as XML and reads the reply stanzas.
+
+``HandlerHarness`` is the handler author's view of it: ``ask()`` takes an Iq
+as XML (``id``, ``from`` and ``to`` may be left out) and returns the reply as
+XML with stable ids; ``queries()`` lists the outbound queries the handler made
+and ``answer()`` answers them. With iqresponder installed, pytest offers it as
+the ``handler_harness`` fixture::
+
+    def test_ping(handler_harness):
+        harness = handler_harness("handlers/ping.py")
+        assert harness.ask("<iq type='get'><ping xmlns='urn:xmpp:ping'/></iq>") == (
+            "<iq type='result' id='1' to='tester@localhost/test' from='iq.localhost'/>"
+        )
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import itertools
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
 from twisted.internet import task
 from twisted.internet.testing import StringTransport
 from twisted.words.xish import domish
@@ -19,6 +33,7 @@ from component.config import Identity, Settings
 from component.loader import load_handlers
 from component.registry import Registry
 from component.service import Component
+from component.stream import NS_COMPONENT_ACCEPT
 
 SERVER_HEADER = (
     b"<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams'"
@@ -59,12 +74,14 @@ class InMemoryComponent:
         options: Mapping[str, Mapping[str, Any]] | None = None,
         settings: Settings | None = None,
         keepalive: bool = False,
+        new_id: Callable[[], str] | None = None,
     ) -> None:
         self.clock = task.Clock()
         self.keepalive = keepalive
         self.settings = settings or make_settings()
         self.registry = Registry()
-        self.component = Component(self.settings, self.registry, reactor=self.clock)
+        extra = {"new_id": new_id} if new_id is not None else {}
+        self.component = Component(self.settings, self.registry, reactor=self.clock, **extra)
         self.modules = load_handlers(directories, self.registry, self.component, options or {})
         self.connect()
 
@@ -95,3 +112,100 @@ class InMemoryComponent:
         data = self.transport.value()
         self.transport.clear()
         return parse_stanzas(data)
+
+
+TESTER = "tester@localhost/test"
+
+
+class HandlerHarness:
+    """A handler module (or directory) in an in-memory component, driven with XML strings.
+
+    Ids are stable: requests without an ``id`` get ``1``, ``2``, ... and the
+    component's outbound queries get ``q1``, ``q2``, ...
+    """
+
+    def __init__(
+        self,
+        *paths: str | Path,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        query_ids = (f"q{n}" for n in itertools.count(1))
+        self.memory = InMemoryComponent(
+            [Path(path) for path in paths], options=options, settings=settings, new_id=lambda: next(query_ids)
+        )
+        self.component = self.memory.component
+        self.clock = self.memory.clock
+        self._request_ids = itertools.count(1)
+        self._replies: list[domish.Element] = []
+        self._queries: list[domish.Element] = []
+
+    def ask(self, iq: str, sender: str = TESTER) -> str | None:
+        """Send ``iq`` (``id``, ``from``, ``to`` filled in when missing); return its reply as XML.
+
+        ``None`` when the reply has not come yet (the handler is waiting, for
+        example on an outbound query: see ``queries()`` and ``answer()``).
+        """
+        [stanza] = parse_stanzas(iq)
+        if not stanza.hasAttribute("id"):
+            stanza["id"] = str(next(self._request_ids))
+        stanza.attributes.setdefault("from", sender)
+        stanza.attributes.setdefault("to", self.component.jid)
+        self._collect(self.memory.receive(stanza.toXml()))
+        return self.reply(stanza["id"])
+
+    def reply(self, request_id: str) -> str | None:
+        """The reply to request ``request_id`` as XML, once it has come."""
+        self._collect(self.memory.sent())
+        for reply in self._replies:
+            if reply.getAttribute("id") == request_id:
+                self._replies.remove(reply)
+                return _xml(reply)
+        return None
+
+    def queries(self) -> list[str]:
+        """The outbound queries the component sent since the last call, as XML."""
+        self._collect(self.memory.sent())
+        queries, self._queries = self._queries, []
+        return [_xml(query) for query in queries]
+
+    def answer(self, query: str, payload: str = "", type: str = "result") -> None:
+        """Answer an outbound query (as returned by ``queries()``) from the entity it went to.
+
+        ``type="error"`` with an ``<error/>`` element as ``payload`` answers with an error.
+        """
+        [stanza] = parse_stanzas(query)
+        self._collect(
+            self.memory.receive(
+                f"<iq type='{type}' id='{stanza['id']}' from='{stanza['to']}' to='{stanza['from']}'>{payload}</iq>"
+            )
+        )
+
+    def advance(self, seconds: float) -> None:
+        """Move the component's clock (timeouts, keepalive) forward."""
+        self.clock.advance(seconds)
+
+    def _collect(self, stanzas: list[domish.Element]) -> None:
+        for stanza in stanzas:
+            (self._queries if stanza.getAttribute("type") in ("get", "set") else self._replies).append(stanza)
+
+
+def _xml(stanza: domish.Element) -> str:
+    """A stanza as XML without the stream's namespace declarations, as the component wrote it."""
+
+    def strip(element: domish.Element) -> None:
+        if element.uri == NS_COMPONENT_ACCEPT:
+            element.uri = None
+        if element.defaultUri == NS_COMPONENT_ACCEPT:
+            element.defaultUri = None
+        for child in element.elements():
+            strip(child)
+
+    strip(stanza)
+    return stanza.toXml()
+
+
+@pytest.fixture
+def handler_harness() -> Callable[..., HandlerHarness]:
+    """Load handler modules or directories into an in-memory component: ``handler_harness("my_xep.py")``."""
+    return HandlerHarness
