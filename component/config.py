@@ -75,6 +75,7 @@ class Settings:
     limits: Limits = Limits()
     access: tuple[AccessRule, ...] = ()
     warnings: tuple[str, ...] = ()
+    metrics_endpoint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -144,8 +145,8 @@ class _Reader:
 
     def settings(self, document: Mapping[str, Any], overrides: Overrides, environ: Mapping[str, str]) -> Settings:
         for name in document:
-            if name not in {"component", "handlers", "disco", "limits", "access"}:
-                raise self.error(name, "unknown section (allowed: access, component, disco, handlers, limits)")
+            if name not in {"component", "handlers", "disco", "limits", "access", "metrics"}:
+                raise self.error(name, "unknown section (allowed: access, component, disco, handlers, limits, metrics)")
         component = self.table(
             document,
             "component",
@@ -168,6 +169,7 @@ class _Reader:
             {"max_stanza_bytes", "max_depth", "handler_timeout", "max_in_flight", "sender_rate", "sender_burst"},
         )
         access = self.table(document, "access", {"rules"})
+        metrics = self.table(document, "metrics", {"endpoint"})
         handlers = self.table(document, "handlers", {"directories", "options"})
         disco = self.table(document, "disco", {"identities", "items", "extended", "provider_timeout"})
 
@@ -198,7 +200,20 @@ class _Reader:
             ),
             access=self.access_rules(access),
             warnings=tuple(self.warnings),
+            metrics_endpoint=self.server_endpoint(metrics, "endpoint"),
         )
+
+    def server_endpoint(self, table: Mapping[str, Any], key: str) -> str | None:
+        value = self.value(table, "metrics", key, str)
+        if value is None:
+            return None
+        from twisted.internet import endpoints, reactor
+
+        try:
+            endpoints.serverFromString(reactor, value)
+        except (ValueError, TypeError, KeyError) as e:
+            raise self.error(f"metrics.{key}", f"not a Twisted server endpoint string: {value!r} ({e})") from None
+        return value
 
     def count(self, table: Mapping[str, Any], key: str, default: int) -> int:
         value = self.value(table, "limits", key, int, default)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from typing import Any
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
@@ -26,6 +27,7 @@ from twisted.words.xish import domish
 from zope.interface import implementer
 
 from component.config import Limits
+from component.metrics import NoMetrics
 from component.stream import ComponentStream
 
 INITIAL_RETRY_DELAY = 0.5  # seconds; doubles per failed attempt up to reconnect_max, plus up to 1 s of jitter
@@ -94,7 +96,9 @@ class ComponentConnection(Service):
         jitter: Callable[[], float] = random.random,
         handshake_timeout: float = 20.0,
         limits: Limits | None = None,
+        metrics: Any = None,
     ) -> None:
+        self._metrics = metrics or NoMetrics()
         self.jid = jid
         self._clock = clock
         self.handshake_timeout = handshake_timeout
@@ -124,6 +128,7 @@ class ComponentConnection(Service):
     def _next_delay(self, _attempts_since_tcp_connect: int) -> float:
         # ClientService resets its own count on every TCP connect; ours resets only on a handshake.
         self.attempts_since_authenticated += 1
+        self._metrics.reconnect_scheduled()
         delay = self._backoff(self.attempts_since_authenticated)
         self.log.info(
             "Reconnecting to {server} in {delay:.1f} s (attempt {attempt} since the last handshake)",
@@ -161,6 +166,7 @@ class ComponentConnection(Service):
         self.ever_authenticated = True
         self.stream = stream
         stream.route_iq = self._route_iq
+        self._metrics.set_connected(True)
         self.log.info("Authenticated as {jid} to {server}", jid=self.jid, server=self.server)
         self._on_authenticated(stream)
 
@@ -195,6 +201,7 @@ class ComponentConnection(Service):
             timer.cancel()
         if stream is self.stream:
             self.stream = None
+            self._metrics.set_connected(False)
             self.log.warn(
                 "Lost the connection to {server}: {reason}", server=self.server, reason=reason.getErrorMessage()
             )

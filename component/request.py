@@ -39,7 +39,7 @@ class Request:
     component, for outbound queries and settings.
     """
 
-    __slots__ = ("component", "id", "payload", "recipient", "sender", "stanza", "type")
+    __slots__ = ("component", "id", "payload", "received", "recipient", "sender", "stanza", "type")
 
     def __init__(
         self,
@@ -56,6 +56,7 @@ class Request:
         self.type: str = stanza["type"]
         self.id: str = stanza["id"]
         self.component = component
+        self.received = 0.0  # perf_counter() at arrival, when metrics time the responders
 
     @property
     def namespace(self) -> str | None:

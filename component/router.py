@@ -12,6 +12,7 @@ answers are), which costs a fraction of building and serializing an Element.
 from __future__ import annotations
 
 import inspect
+from time import perf_counter
 from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred, succeed
@@ -23,6 +24,7 @@ from twisted.words.xish import domish
 
 from component.config import Limits
 from component.errors import IqError, IqTimeout, StanzaError
+from component.metrics import NoMetrics
 from component.policy import AccessControl, SenderRateLimit
 from component.registry import Registry, Responder
 from component.request import InvalidFormat, Request, parse_jid
@@ -66,6 +68,7 @@ class Router:
         clock: IReactorTime,
         limits: Limits | None = None,
         access: AccessControl | None = None,
+        metrics: Any = None,
     ) -> None:
         self.registry = registry
         self.tracker = tracker
@@ -74,6 +77,8 @@ class Router:
         self.limits = limits = limits or Limits()
         self.access = access or AccessControl(())
         self.rate_limit = SenderRateLimit(limits.sender_rate, limits.sender_burst, clock)
+        self.metrics = metrics or NoMetrics()
+        self.timing = not isinstance(self.metrics, NoMetrics)
         self.in_flight = 0
         self.draining = False
         self._idle: list[Deferred] = []
@@ -141,6 +146,8 @@ class Router:
 
     def call(self, responder: Responder, request: Request) -> None:
         """Run ``responder`` and send its one reply, now or when its result arrives."""
+        if self.timing:
+            request.received = perf_counter()
         try:
             result = responder.function(request)
         except Exception:  # noqa: BLE001 - a responder's exception becomes its error reply
@@ -177,6 +184,8 @@ class Router:
         return waiting
 
     def reply_result(self, result: Any, responder: Responder, request: Request) -> None:
+        if self.timing and (result is None or isinstance(result, (domish.SerializedXML, domish.Element))):
+            self.metrics.request(request.namespace, request.type, "result", perf_counter() - request.received)
         if result is None:
             self.component.send_raw(_start_tag(request.stanza, "result", close=True))
         elif isinstance(result, domish.SerializedXML):  # a payload serialized once, such as disco's answers
@@ -194,7 +203,7 @@ class Router:
                 sender=request.stanza.getAttribute("from"),
                 id=request.id,
             )
-            self.reply_error(request.stanza, INTERNAL_SERVER_ERROR, request.payload)
+            self.reply_error(request.stanza, INTERNAL_SERVER_ERROR, request.payload, request=request)
 
     def reply_failure(self, failure: Failure, responder: Responder, request: Request) -> None:
         """Map a responder's exception to its one error reply (DESIGN.md, public API)."""
@@ -229,7 +238,7 @@ class Router:
                     id=request.id,
                 )
             reply = INTERNAL_SERVER_ERROR
-        self.reply_error(request.stanza, reply, request.payload)
+        self.reply_error(request.stanza, reply, request.payload, request=request)
 
     def reply_error(
         self,
@@ -237,7 +246,13 @@ class Router:
         error: StanzaError,
         payload: domish.Element | None = None,
         from_self: bool = False,
+        request: Request | None = None,
     ) -> None:
+        if self.timing:
+            seconds = perf_counter() - request.received if request is not None else None
+            self.metrics.request(
+                payload.uri if payload is not None else None, iq.getAttribute("type"), error.condition, seconds
+            )
         echoed = payload.toXml() if payload is not None else ""
         if len(echoed) > ECHO_PAYLOAD_LIMIT:
             echoed = ""

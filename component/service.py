@@ -25,6 +25,7 @@ from component.config import Settings
 from component.connection import ComponentConnection
 from component.discovery import NS_DISCO_INFO, NS_DISCO_ITEMS, Discovery, parse_info, parse_items
 from component.keepalive import Keepalive
+from component.metrics import Metrics, NoMetrics, metrics_service
 from component.policy import AccessControl
 from component.registry import Registry
 from component.router import Router
@@ -66,6 +67,7 @@ class Component(MultiService):
         self.jid = settings.jid
         self.registry = registry
         self.stream: ComponentStream | None = None
+        self.metrics = Metrics(registry.serves) if settings.metrics_endpoint else NoMetrics()
         self.server_domain = settings.server_domain or settings.jid.partition(".")[2] or settings.jid
         self.tracker = Tracker(
             send=self.send,
@@ -74,6 +76,7 @@ class Component(MultiService):
             server_domain=self.server_domain,
             default_timeout=settings.response_timeout,
             new_id=new_id,
+            metrics=self.metrics,
         )
         self.keepalive = Keepalive(
             self.query,
@@ -83,7 +86,9 @@ class Component(MultiService):
             drop=self._drop_connection,
             clock=reactor,
         )
-        self.router = Router(registry, self.tracker, self, reactor, settings.limits, AccessControl(settings.access))
+        self.router = Router(
+            registry, self.tracker, self, reactor, settings.limits, AccessControl(settings.access), self.metrics
+        )
         self.disco = Discovery(
             features=lambda: registry.features,
             identities=settings.identities,
@@ -110,8 +115,11 @@ class Component(MultiService):
             jitter=jitter,
             handshake_timeout=settings.keepalive_timeout,
             limits=settings.limits,
+            metrics=self.metrics,
         )
         self.connection.setServiceParent(self)
+        if settings.metrics_endpoint:
+            metrics_service(self.metrics, settings.metrics_endpoint).setServiceParent(self)
 
     def startService(self) -> None:
         for warning in self.settings.warnings:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import secrets
 from collections.abc import Callable
+from typing import Any
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -19,6 +20,7 @@ from twisted.logger import Logger
 from twisted.words.xish import domish
 
 from component.errors import IqError, IqTimeout, NotConnected
+from component.metrics import NoMetrics
 from component.request import InvalidFormat, parse_jid
 
 NO_TIMEOUT = math.inf
@@ -58,6 +60,7 @@ class Tracker:
         server_domain: str | None,
         default_timeout: float = 30.0,
         new_id: Callable[[], str] = random_id,
+        metrics: Any = None,
     ) -> None:
         self._send = send
         self._clock = clock
@@ -66,6 +69,7 @@ class Tracker:
         self.default_timeout = default_timeout
         self._new_id = new_id
         self._pending: dict[str, _Pending] = {}
+        self._metrics = metrics or NoMetrics()
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -106,6 +110,7 @@ class Tracker:
         if timeout != NO_TIMEOUT:
             timer = self._clock.callLater(timeout, self._expire, iq_id, to, timeout)
         self._pending[iq_id] = _Pending(deferred, expected_from, timer)
+        self._metrics.query_sent()
         return deferred
 
     def receive(self, iq: domish.Element) -> None:
@@ -126,8 +131,10 @@ class Tracker:
         if pending.timer is not None:
             pending.timer.cancel()
         if iq.getAttribute("type") == "result":
+            self._metrics.query_ended("answered")
             pending.deferred.callback(iq)
         else:
+            self._metrics.query_ended("failed")
             pending.deferred.errback(IqError.from_stanza(iq))
 
     def fail_all(self, reason: str) -> None:
@@ -136,6 +143,7 @@ class Tracker:
         for entry in pending.values():
             if entry.timer is not None:
                 entry.timer.cancel()
+            self._metrics.query_ended("not_connected")
             entry.deferred.errback(NotConnected(reason))
 
     def _from_expected_sender(self, iq: domish.Element, expected_from: str) -> bool:
@@ -153,9 +161,13 @@ class Tracker:
     def _expire(self, iq_id: str, to: str, timeout: float) -> None:
         pending = self._pending.pop(iq_id, None)
         if pending is not None:
+            self._metrics.query_ended("timed_out")
             pending.deferred.errback(IqTimeout(f"no response from {to} within {timeout:g} s"))
 
     def _forget(self, iq_id: str) -> None:
         pending = self._pending.pop(iq_id, None)
-        if pending is not None and pending.timer is not None and pending.timer.active():
+        if pending is None:
+            return
+        self._metrics.query_ended("cancelled")
+        if pending.timer is not None and pending.timer.active():
             pending.timer.cancel()
