@@ -13,6 +13,7 @@ import random
 import signal
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from twisted.application.service import MultiService
@@ -21,10 +22,11 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.words.xish import domish
 
-from component.config import Settings
+from component.config import ConfigError, Overrides, Settings, load
 from component.connection import ComponentConnection
 from component.discovery import NS_DISCO_INFO, NS_DISCO_ITEMS, Discovery, parse_info, parse_items
 from component.keepalive import Keepalive
+from component.loader import HandlerLoadError, HandlerModule, load_handlers
 from component.metrics import Metrics, NoMetrics, metrics_service
 from component.policy import AccessControl
 from component.registry import Registry
@@ -57,6 +59,7 @@ class Component(MultiService):
         give_up: Callable[[Any, int], None] | None = None,
         jitter: Callable[[], float] = random.random,
         new_id: Callable[[], str] = random_id,
+        overrides: Overrides | None = None,
     ) -> None:
         super().__init__()
         if reactor is None:
@@ -67,7 +70,10 @@ class Component(MultiService):
         self.jid = settings.jid
         self.registry = registry
         self.stream: ComponentStream | None = None
-        self.metrics = Metrics(registry.serves) if settings.metrics_endpoint else NoMetrics()
+        self.overrides = overrides
+        self.metrics = (
+            Metrics(lambda namespace: self.registry.serves(namespace)) if settings.metrics_endpoint else NoMetrics()
+        )
         self.server_domain = settings.server_domain or settings.jid.partition(".")[2] or settings.jid
         self.tracker = Tracker(
             send=self.send,
@@ -89,18 +95,7 @@ class Component(MultiService):
         self.router = Router(
             registry, self.tracker, self, reactor, settings.limits, AccessControl(settings.access), self.metrics
         )
-        self.disco = Discovery(
-            features=lambda: registry.features,
-            identities=settings.identities,
-            clock=reactor,
-            provider_timeout=settings.disco_provider_timeout,
-        )
-        for identity in settings.identities:
-            self.disco.add_identity(identity)
-        for item in settings.disco_items:
-            self.disco.add_item(item)
-        for form in settings.disco_forms:
-            self.disco.add_form(form)
+        self.disco = self._discovery(settings, registry)
         self.connection = ComponentConnection(
             jid=settings.jid,
             secret=settings.secret,
@@ -121,7 +116,71 @@ class Component(MultiService):
         if settings.metrics_endpoint:
             metrics_service(self.metrics, settings.metrics_endpoint).setServiceParent(self)
 
+    def _discovery(self, settings: Settings, registry: Registry) -> Discovery:
+        disco = Discovery(
+            features=lambda: registry.features,
+            identities=settings.identities,
+            clock=self._reactor,
+            provider_timeout=settings.disco_provider_timeout,
+        )
+        for identity in settings.identities:
+            disco.add_identity(identity)
+        for item in settings.disco_items:
+            disco.add_item(item)
+        for form in settings.disco_forms:
+            disco.add_form(form)
+        return disco
+
+    def load_handlers(self) -> list[HandlerModule]:
+        """Load the configured handler modules into this component; raises ``HandlerLoadError``."""
+        return load_handlers(self.settings.handler_directories, self.registry, self, self.settings.handler_options)
+
+    def reload(self) -> bool:
+        """Reload the handler directories and the disco configuration, keeping the connection.
+
+        The configuration file is read again (with the same command-line
+        overrides), the modules are imported anew into a fresh registry and
+        disco provider, and only when all of that succeeded do they replace the
+        set being served. On any failure the previous set keeps serving and
+        the reason is logged.
+        """
+        try:
+            settings = load(self.settings.path, self.overrides)
+        except ConfigError as e:
+            self.log.error("Reload failed; still serving the previous handlers: {error}", error=str(e))
+            return False
+        settings = replace(
+            self.settings,
+            handler_directories=settings.handler_directories,
+            handler_options=settings.handler_options,
+            identities=settings.identities,
+            disco_items=settings.disco_items,
+            disco_forms=settings.disco_forms,
+            disco_provider_timeout=settings.disco_provider_timeout,
+        )
+        previous = (self.settings, self.registry, self.disco)
+        self.settings, self.registry = settings, Registry()
+        self.disco = self._discovery(settings, self.registry)  # setup() functions publish into it
+        try:
+            modules = self.load_handlers()
+        except HandlerLoadError as e:
+            self.settings, self.registry, self.disco = previous
+            self.log.error("Reload failed; still serving the previous handlers: {error}", error=str(e))
+            return False
+        self.router.registry = self.registry
+        self.log.info(
+            "Reloaded {count} handler modules; disco#info features: {features}",
+            count=len(modules),
+            features=", ".join(sorted(self.registry.features)),
+        )
+        return True
+
+    def _on_sighup(self, signum: int, frame: object) -> None:
+        self._reactor.callFromThread(self.reload)
+
     def startService(self) -> None:
+        if hasattr(self._reactor, "callFromThread"):  # a real reactor: SIGHUP reloads the handlers
+            self._previous_sighup = signal.signal(signal.SIGHUP, self._on_sighup)
         for warning in self.settings.warnings:
             self.log.warn("{warning}", warning=warning)
         # Everything loaded so far (Twisted, handler modules, configuration) lives as long as the
@@ -131,6 +190,9 @@ class Component(MultiService):
 
     def stopService(self) -> Deferred:
         """Stop taking requests, let those in flight finish (up to ``shutdown_grace``), close the stream."""
+        if getattr(self, "_previous_sighup", None) is not None:
+            signal.signal(signal.SIGHUP, self._previous_sighup)
+            self._previous_sighup = None
         self.router.draining = True
         in_flight = self.router.in_flight
         if in_flight:

@@ -12,7 +12,7 @@ from typing import ClassVar
 from twisted.python import usage
 
 from component.config import ConfigError, Overrides, Settings, load
-from component.loader import HandlerLoadError, load_handlers
+from component.loader import HandlerLoadError
 from component.registry import Registry
 from component.service import EX_CONFIG, Component
 
@@ -52,6 +52,7 @@ class Options(usage.Options):
             secret_file=self["secret-file"],
             handler_directories=tuple(self["handlers"]),
         )
+        self.overrides = overrides
         try:
             self.settings = load(self["config"], overrides)
         except ConfigError as e:
@@ -61,10 +62,9 @@ class Options(usage.Options):
 def makeService(options: Options) -> Component:
     """Build the component and load its handler modules; exit on any loading problem."""
     settings = options.settings
-    registry = Registry()
-    component = Component(settings, registry)
+    component = Component(settings, Registry(), overrides=options.overrides)
     try:
-        load_handlers(settings.handler_directories, registry, component, settings.handler_options)
+        component.load_handlers()
     except HandlerLoadError as e:
         message = str(e)
         if message.startswith("handlers.options."):
