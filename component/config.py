@@ -76,6 +76,7 @@ class Settings:
     access: tuple[AccessRule, ...] = ()
     warnings: tuple[str, ...] = ()
     metrics_endpoint: str | None = None
+    log_requests: bool = False
 
 
 @dataclass(frozen=True)
@@ -145,8 +146,10 @@ class _Reader:
 
     def settings(self, document: Mapping[str, Any], overrides: Overrides, environ: Mapping[str, str]) -> Settings:
         for name in document:
-            if name not in {"component", "handlers", "disco", "limits", "access", "metrics"}:
-                raise self.error(name, "unknown section (allowed: access, component, disco, handlers, limits, metrics)")
+            if name not in {"component", "handlers", "disco", "limits", "access", "metrics", "logging"}:
+                raise self.error(
+                    name, "unknown section (allowed: access, component, disco, handlers, limits, logging, metrics)"
+                )
         component = self.table(
             document,
             "component",
@@ -170,6 +173,7 @@ class _Reader:
         )
         access = self.table(document, "access", {"rules"})
         metrics = self.table(document, "metrics", {"endpoint"})
+        logging = self.table(document, "logging", {"requests"})
         handlers = self.table(document, "handlers", {"directories", "options"})
         disco = self.table(document, "disco", {"identities", "items", "extended", "provider_timeout"})
 
@@ -201,7 +205,14 @@ class _Reader:
             access=self.access_rules(access),
             warnings=tuple(self.warnings),
             metrics_endpoint=self.server_endpoint(metrics, "endpoint"),
+            log_requests=self.flag(logging, "logging", "requests"),
         )
+
+    def flag(self, table: Mapping[str, Any], section: str, key: str, default: bool = False) -> bool:
+        value = table.get(key, default)
+        if not isinstance(value, bool):
+            raise self.error(f"{section}.{key}", f"expected true or false, got {_kind(value)}")
+        return value
 
     def server_endpoint(self, table: Mapping[str, Any], key: str) -> str | None:
         value = self.value(table, "metrics", key, str)

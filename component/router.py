@@ -69,6 +69,7 @@ class Router:
         limits: Limits | None = None,
         access: AccessControl | None = None,
         metrics: Any = None,
+        log_requests: bool = False,
     ) -> None:
         self.registry = registry
         self.tracker = tracker
@@ -78,7 +79,8 @@ class Router:
         self.access = access or AccessControl(())
         self.rate_limit = SenderRateLimit(limits.sender_rate, limits.sender_burst, clock)
         self.metrics = metrics or NoMetrics()
-        self.timing = not isinstance(self.metrics, NoMetrics)
+        self.log_requests = log_requests
+        self.timing = log_requests or not isinstance(self.metrics, NoMetrics)
         self.in_flight = 0
         self.draining = False
         self._idle: list[Deferred] = []
@@ -185,7 +187,7 @@ class Router:
 
     def reply_result(self, result: Any, responder: Responder, request: Request) -> None:
         if self.timing and (result is None or isinstance(result, (domish.SerializedXML, domish.Element))):
-            self.metrics.request(request.namespace, request.type, "result", perf_counter() - request.received)
+            self._record(request.stanza, request.namespace, "result", perf_counter() - request.received)
         if result is None:
             self.component.send_raw(_start_tag(request.stanza, "result", close=True))
         elif isinstance(result, domish.SerializedXML):  # a payload serialized once, such as disco's answers
@@ -240,6 +242,21 @@ class Router:
             reply = INTERNAL_SERVER_ERROR
         self.reply_error(request.stanza, reply, request.payload, request=request)
 
+    def _record(self, iq: domish.Element, namespace: str | None, outcome: str, seconds: float | None) -> None:
+        """Count the reply, and log one debug event for it when ``[logging] requests`` is on."""
+        type = iq.getAttribute("type")
+        self.metrics.request(namespace, type, outcome, seconds)
+        if self.log_requests:
+            self.log.debug(
+                "{type} {namespace} from {sender} id {id}: {outcome}{took}",
+                type=type,
+                namespace=namespace,
+                sender=iq.getAttribute("from"),
+                id=iq.getAttribute("id"),
+                outcome=outcome,
+                took=f" in {seconds * 1000:.2f} ms" if seconds is not None else "",
+            )
+
     def reply_error(
         self,
         iq: domish.Element,
@@ -250,9 +267,7 @@ class Router:
     ) -> None:
         if self.timing:
             seconds = perf_counter() - request.received if request is not None else None
-            self.metrics.request(
-                payload.uri if payload is not None else None, iq.getAttribute("type"), error.condition, seconds
-            )
+            self._record(iq, payload.uri if payload is not None else None, error.condition, seconds)
         echoed = payload.toXml() if payload is not None else ""
         if len(echoed) > ECHO_PAYLOAD_LIMIT:
             echoed = ""

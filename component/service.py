@@ -93,7 +93,14 @@ class Component(MultiService):
             clock=reactor,
         )
         self.router = Router(
-            registry, self.tracker, self, reactor, settings.limits, AccessControl(settings.access), self.metrics
+            registry,
+            self.tracker,
+            self,
+            reactor,
+            settings.limits,
+            AccessControl(settings.access),
+            self.metrics,
+            log_requests=settings.log_requests,
         )
         self.disco = self._discovery(settings, registry)
         self.connection = ComponentConnection(

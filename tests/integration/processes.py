@@ -20,12 +20,19 @@ class ComponentProcess:
 
     started: ClassVar[list[ComponentProcess]] = []  # every one, so the session can stop any a failed test left behind
 
-    def __init__(self, config: Path, *extra: str, twist: bool = False, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        config: Path,
+        *extra: str,
+        twist: bool = False,
+        env: dict[str, str] | None = None,
+        twistd_options: tuple[str, ...] = ("--logfile=-",),
+    ) -> None:
         self.config = config
         self.lines: list[str] = []
         self._changed = threading.Condition()
         runner = (
-            [str(TWIST), "--log-format=text"] if twist else [str(TWISTD), "--nodaemon", "--pidfile=", "--logfile=-"]
+            [str(TWIST), "--log-format=text"] if twist else [str(TWISTD), "--nodaemon", "--pidfile=", *twistd_options]
         )
         command = [*runner, "iqresponder", "--config", str(config), *extra]
         self.process = subprocess.Popen(

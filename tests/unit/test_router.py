@@ -311,3 +311,19 @@ def test_each_request_gets_exactly_one_reply(harness):
     requests = [iq(case(kind), id=f"n{n}") for n, kind in enumerate(["plain", "none", "crash", "stanza-error"] * 5)]
     replies = harness.receive("".join(requests))
     assert sorted(reply["id"] for reply in replies) == sorted(f"n{n}" for n in range(20))
+
+
+def test_with_request_logging_on_each_request_is_one_debug_event_with_sender_id_namespace(tmp_path, caplog_twisted):
+    from component.testing import make_settings
+
+    (tmp_path / "router_cases.py").write_text(textwrap.dedent(RESPONDERS))
+    harness = InMemoryComponent([tmp_path], settings=make_settings(log_requests=True))
+    harness.receive(iq(case("plain"), id="logged-1") + iq(case("crash"), id="logged-2"))
+    events = [e for e in caplog_twisted if e["log_level"].name == "debug" and e.get("id", "").startswith("logged")]
+    assert [(e["id"], e["outcome"]) for e in events] == [("logged-1", "result"), ("logged-2", "internal-server-error")]
+    assert all(e["sender"] == CLIENT and e["namespace"] == "urn:example:router" for e in events)
+
+
+def test_without_request_logging_no_debug_event_is_made(harness, caplog_twisted):
+    harness.receive(iq(case("plain"), id="quiet"))
+    assert [e for e in caplog_twisted if e.get("id") == "quiet"] == []

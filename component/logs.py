@@ -1,0 +1,18 @@
+"""Log output for twistd: readable text by default, JSON lines on request.
+
+twistd writes text through ``twisted.logger``. For log shippers, run it with
+``--logger component.logs.json_lines`` (``twist`` has ``--log-format=json``):
+every event becomes one JSON object per line on standard output, with its
+fields (sender, id, namespace, ...) as keys.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from twisted.logger import ILogObserver, jsonFileLogObserver
+
+
+def json_lines() -> ILogObserver:
+    """A twistd ``--logger`` factory: JSON lines on standard output."""
+    return jsonFileLogObserver(sys.stdout)

@@ -1,0 +1,25 @@
+"""Log formats as an operator gets them: text by default (the other tests), JSON lines on request."""
+
+import json
+
+import pytest
+
+from tests.integration.conftest import BUNDLED
+from tests.integration.processes import ComponentProcess, write_config
+
+pytestmark = pytest.mark.integration
+
+
+def test_json_lines_carry_each_events_fields_and_never_the_secret(prosody, tmp_path, secret_file):
+    config = write_config(tmp_path / "json.toml", prosody.component_port, secret_file, [BUNDLED])
+    process = ComponentProcess(config, twistd_options=("--logger", "component.logs.json_lines"))
+    try:
+        process.wait_for_log('"Authenticated as {jid} to {server}"')
+        # jsonFileLogObserver writes RFC 7464 JSON text sequences: each record starts with RS (\x1e).
+        events = [json.loads(line.lstrip("\x1e")) for line in process.lines if line.lstrip("\x1e").startswith("{")]
+        [authenticated] = [event for event in events if event.get("log_format", "").startswith("Authenticated")]
+        assert authenticated["jid"] == "iq.localhost"
+        assert any(event.get("log_namespace") == "component.loader" for event in events)
+        assert secret_file.read_text().strip() not in process.log()
+    finally:
+        process.stop()
