@@ -320,8 +320,8 @@ class _Reader:
 
         try:
             endpoints.clientFromString(reactor, value)
-        except (ValueError, TypeError, KeyError) as e:
-            raise self.error("component.server", f"not a Twisted client endpoint string: {value!r} ({e})") from None
+        except Exception as e:  # noqa: BLE001 - a missing trustRoots directory raises Twisted's own errors
+            raise self.error("component.server", f"not a usable Twisted client endpoint: {value!r} ({e})") from None
         return value
 
     def directories(self, handlers: Mapping[str, Any], overrides: Overrides) -> tuple[Path, ...]:

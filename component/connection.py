@@ -206,9 +206,34 @@ class ComponentConnection(Service):
                 "Lost the connection to {server}: {reason}", server=self.server, reason=reason.getErrorMessage()
             )
             self._on_lost(reason.getErrorMessage())
+        elif _tls_failure(reason):
+            self.log.error(
+                "TLS to {server} failed, nothing was sent: {problem}", server=self.server, problem=_tls_failure(reason)
+            )
         elif not stream.refused:
             self.log.warn(
-                "The connection to {server} closed before the handshake completed: {reason}",
+                "The connection to {server} closed before the XEP-0114 handshake completed: {reason}",
                 server=self.server,
                 reason=reason.getErrorMessage(),
             )
+
+
+def _tls_failure(reason: Failure) -> str | None:
+    """A plain description of a failed TLS handshake, or ``None`` when it was not one."""
+    try:
+        from OpenSSL import SSL
+        from service_identity.exceptions import VerificationError
+    except ImportError:  # pragma: no cover - both come with the project's dependencies
+        return None
+    if reason.check(VerificationError):
+        names = ", ".join(
+            getattr(getattr(error, "mismatched_id", None), "hostname", b"?").decode(errors="replace")
+            for error in reason.value.errors
+        )
+        return f"the server's certificate is not valid for {names} (or not trusted)"
+    if reason.check(SSL.Error):
+        details = "; ".join(entry[-1] for entry in reason.value.args[0] if isinstance(entry, tuple)) or str(
+            reason.value
+        )
+        return f"{details} (is the server's certificate signed by a trusted authority? see trustRoots)"
+    return None

@@ -14,6 +14,11 @@ Command line (what ``make run`` does)::
     python conf/prosody/private_prosody.py --dir DIR --c2s-port 5222 \\
         --component-port 5347 --secret-file conf/secret.txt \\
         --user alice --password alice -- COMMAND ARGS...
+
+Direct TLS (optional): with ``--tls-port``, ``--tls-certificate`` and ``--tls-key`` (or
+the matching ``tls_*`` arguments of PrivateProsody) Prosody also listens on that loopback
+port with TLS from the first byte, and passes a component stream on to the component
+listener once the handshake is done (mod_net_multiplex's ``ssl_ports``).
 """
 
 from __future__ import annotations
@@ -118,7 +123,12 @@ class PrivateProsody:
         component_port: int,
         secret: str,
         config: Path = DEFAULT_CONFIG,
+        tls_port: int | None = None,
+        tls_certificate: Path | None = None,
+        tls_key: Path | None = None,
     ) -> None:
+        if tls_port is not None and (tls_certificate is None or tls_key is None):
+            raise ValueError("tls_port needs tls_certificate and tls_key")
         # Absolute, because Prosody runs with the directory as its working directory
         # and the config builds every path from it.
         self.directory = Path(directory).resolve()
@@ -126,6 +136,10 @@ class PrivateProsody:
         self.component_port = component_port
         self.secret = secret
         self.config = Path(config).resolve()
+        self.tls_port = tls_port
+        # Absolute too: Prosody resolves relative certificate paths against the config's directory.
+        self.tls_certificate = Path(tls_certificate).resolve() if tls_certificate is not None else None
+        self.tls_key = Path(tls_key).resolve() if tls_key is not None else None
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -145,25 +159,45 @@ class PrivateProsody:
             return None
         return self._process.pid
 
+    @property
+    def ports(self) -> list[int]:
+        """Every port this Prosody listens on."""
+        ports = [self.c2s_port, self.component_port]
+        if self.tls_port is not None:
+            ports.append(self.tls_port)
+        return ports
+
     def environment(self) -> dict[str, str]:
         """The environment that Prosody and prosodyctl read the config with."""
-        return {
-            **os.environ,
-            "IQR_PROSODY_DIR": str(self.directory),
-            "IQR_C2S_PORT": str(self.c2s_port),
-            "IQR_COMPONENT_PORT": str(self.component_port),
-            "IQRESPONDER_SECRET": self.secret,
-        }
+        # The caller's own IQR_TLS_* must not switch TLS on behind this object's back.
+        environment = {name: value for name, value in os.environ.items() if not name.startswith("IQR_TLS_")}
+        environment.update(
+            {
+                "IQR_PROSODY_DIR": str(self.directory),
+                "IQR_C2S_PORT": str(self.c2s_port),
+                "IQR_COMPONENT_PORT": str(self.component_port),
+                "IQRESPONDER_SECRET": self.secret,
+            }
+        )
+        if self.tls_port is not None:
+            environment.update(
+                {
+                    "IQR_TLS_PORT": str(self.tls_port),
+                    "IQR_TLS_CERT": str(self.tls_certificate),
+                    "IQR_TLS_KEY": str(self.tls_key),
+                }
+            )
+        return environment
 
     def start(self) -> None:
-        """Launch Prosody and wait until both ports accept connections.
+        """Launch Prosody and wait until its ports (two, or three with TLS) accept connections.
 
         Raises RuntimeError, with the tail of Prosody's log, if a port is taken, if
         Prosody exits, or if it is not ready within START_TIMEOUT seconds.
         """
         if self.pid is not None:
             raise RuntimeError(f"Prosody is already running (pid {self.pid})")
-        for port in (self.c2s_port, self.component_port):
+        for port in self.ports:
             if port_in_use(port):
                 raise RuntimeError(f"port {port} on {LOOPBACK} is already in use")
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -194,7 +228,10 @@ class PrivateProsody:
             _ACTIVATED.format(service="c2s", host=LOOPBACK, port=self.c2s_port),
             _ACTIVATED.format(service="component", host=LOOPBACK, port=self.component_port),
         ]
-        waiting = {self.c2s_port, self.component_port}
+        if self.tls_port is not None:
+            # mod_net_multiplex's TLS service; it hands component streams to mod_component.
+            expected.append(_ACTIVATED.format(service="multiplex_ssl", host=LOOPBACK, port=self.tls_port))
+        waiting = set(self.ports)
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             status = self._process.poll()
@@ -340,7 +377,13 @@ def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--user", default="alice")
     parser.add_argument("--password", default="alice")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
-    return parser.parse_args(ours), command
+    parser.add_argument("--tls-port", type=int, help="also listen here with direct TLS (needs the next two)")
+    parser.add_argument("--tls-certificate", type=Path, help="PEM certificate (chain) for the TLS port")
+    parser.add_argument("--tls-key", type=Path, help="PEM private key for the TLS port")
+    args = parser.parse_args(ours)
+    if args.tls_port is not None and (args.tls_certificate is None or args.tls_key is None):
+        parser.error("--tls-port needs --tls-certificate and --tls-key")
+    return args, command
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -355,11 +398,20 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"cannot read the component secret: {error}")
     if not secret:
         sys.exit(f"the component secret file {args.secret_file} is empty")
-    for port in (args.c2s_port, args.component_port):
+    prosody = PrivateProsody(
+        args.dir,
+        args.c2s_port,
+        args.component_port,
+        secret,
+        config=args.config,
+        tls_port=args.tls_port,
+        tls_certificate=args.tls_certificate,
+        tls_key=args.tls_key,
+    )
+    for port in prosody.ports:
         if port_in_use(port):
             sys.exit(f"port {port} on {LOOPBACK} is already in use")
 
-    prosody = PrivateProsody(args.dir, args.c2s_port, args.component_port, secret, config=args.config)
     child: subprocess.Popen[bytes] | None = None
     previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     signal.signal(signal.SIGTERM, _raise_terminated)
@@ -371,7 +423,8 @@ def main(argv: list[str] | None = None) -> int:
             f"Clients log in on {LOOPBACK}:{args.c2s_port} without TLS as "
             f"{args.user}@{VIRTUAL_HOST}, password {args.password!r}. "
             f"The component {COMPONENT_JID} connects to {LOOPBACK}:{args.component_port} "
-            f"with the secret in {args.secret_file}; send an Iq to {COMPONENT_JID} "
+            + (f"(or with direct TLS to {LOOPBACK}:{args.tls_port}) " if args.tls_port is not None else "")
+            + f"with the secret in {args.secret_file}; send an Iq to {COMPONENT_JID} "
             "to reach it. Ctrl-C stops everything.",
             flush=True,
         )

@@ -7,6 +7,11 @@
 --
 --   IQR_PROSODY_DIR=/tmp/x IQR_C2S_PORT=5222 IQR_COMPONENT_PORT=5347 \
 --   IQRESPONDER_SECRET=s3cret prosody --config conf/prosody/prosody.cfg.lua -F
+--
+-- Optional direct TLS for the component (XEP-0114 has no STARTTLS): with
+-- IQR_TLS_PORT, IQR_TLS_CERT and IQR_TLS_KEY (PEM files) set, Prosody also
+-- listens on 127.0.0.1:IQR_TLS_PORT, does the TLS handshake at once and then
+-- hands the stream to the component (or c2s) listener by its stream header.
 
 -- Options assigned below cannot be read back in this file, so keep the
 -- environment values in Lua locals (locals are not config options).
@@ -14,12 +19,21 @@ local dir = ENV_IQR_PROSODY_DIR
 local c2s_port = tonumber(ENV_IQR_C2S_PORT)
 local component_port = tonumber(ENV_IQR_COMPONENT_PORT)
 local secret = ENV_IQRESPONDER_SECRET
+local tls_port = ENV_IQR_TLS_PORT and tonumber(ENV_IQR_TLS_PORT)
+local tls_cert, tls_key = ENV_IQR_TLS_CERT, ENV_IQR_TLS_KEY
 
 -- Fail loudly instead of silently falling back to /var/lib/prosody or 5222.
 if not dir or dir == "" then error("IQR_PROSODY_DIR is not set", 0) end
 if not c2s_port then error("IQR_C2S_PORT is not set to a number", 0) end
 if not component_port then error("IQR_COMPONENT_PORT is not set to a number", 0) end
 if not secret or secret == "" then error("IQRESPONDER_SECRET is not set", 0) end
+if ENV_IQR_TLS_PORT and ENV_IQR_TLS_PORT ~= "" then
+	if not tls_port then error("IQR_TLS_PORT is not a number", 0) end
+	if not tls_cert or tls_cert == "" then error("IQR_TLS_PORT is set but IQR_TLS_CERT is not", 0) end
+	if not tls_key or tls_key == "" then error("IQR_TLS_PORT is set but IQR_TLS_KEY is not", 0) end
+else
+	tls_port = nil
+end
 
 daemonize = false -- the caller owns the process (and its pid); -F also says so
 run_as_root = true -- we run as root here; without it Prosody logs "Refusing to run as root" and hangs
@@ -44,12 +58,26 @@ c2s_require_encryption = false
 allow_unencrypted_plain_auth = true -- let SASL PLAIN run over the unencrypted stream
 authentication = "internal_plain" -- passwords stored as given; test accounts only
 
-modules_enabled = {
+local modules = {
 	"roster"; -- clients fetch their roster after login
 	"saslauth"; -- SASL authentication for c2s
 	"disco"; -- service discovery of the server itself
 	"ping"; -- XEP-0199, for keep-alives and liveness checks
 }
+
+if tls_port then
+	-- mod_net_multiplex's "multiplex_ssl" service (config prefix "ssl_") accepts TLS
+	-- at once and then routes the connection by its first bytes: a stream header in
+	-- the jabber:component:accept namespace goes to mod_component's listener. The
+	-- component needs no option of its own for this port.
+	table.insert(modules, "net_multiplex")
+	ssl_ports = { tls_port }
+	ssl_interfaces = { "127.0.0.1" }
+	-- The key and certificate of every TLS context; only this port uses TLS here.
+	ssl = { certificate = tls_cert; key = tls_key }
+end
+
+modules_enabled = modules
 -- Prosody always loads s2s (and its certificate check); this server talks to nobody else.
 modules_disabled = { "s2s", "s2s_auth_certs" }
 

@@ -120,7 +120,7 @@ def test_command_line_overrides_the_file(tmp_path):
         (MINIMAL + "response_timeout = 'soon'\n", "component.response_timeout", "expected a number"),
         (MINIMAL + "response_timeout = -1\n", "component.response_timeout", "positive"),
         (MINIMAL + "reconnect_max = true\n", "component.reconnect_max", "expected a number, got a boolean"),
-        (MINIMAL + "server = 'nonsense:endpoint'\n", "component.server", "not a Twisted client endpoint"),
+        (MINIMAL + "server = 'nonsense:endpoint'\n", "component.server", "not a usable Twisted client endpoint"),
         ('[component]\njid = "user@iq.example.org"\nsecret = "s"\n', "component.jid", "bare domain"),
         ('[component]\njid = "bad..jid"\nsecret = "s"\n', "component.jid", "not a valid JID"),
         ('[component]\nsecret = "s"\n', "component.jid", "missing"),
@@ -227,3 +227,8 @@ def test_limits_access_and_keepalive_are_read(tmp_path):
     assert settings.limits == Limits(65536, 10, 2.0, 50, 5.0, 20)
     [rule] = settings.access
     assert (rule.namespace, rule.types, rule.allow) == ("urn:x", ("set",), {"admin@example.org", "example.net"})
+
+
+def test_a_tls_server_whose_trust_roots_directory_is_missing_is_a_config_error(tmp_path):
+    path = config(tmp_path, MINIMAL + f"server = 'tls:host=localhost:port=5270:trustRoots={tmp_path}/nowhere/'\n")
+    assert "component.server" in error_for(path)

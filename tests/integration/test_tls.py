@@ -1,0 +1,362 @@
+"""Direct TLS to Prosody (XEP-0114 has no STARTTLS): a ``tls:`` endpoint with certificate verification.
+
+Prosody listens for TLS from the first byte on a port of mod_net_multiplex (``ssl_ports``),
+with a certificate this module makes with its own throwaway CA, and hands the stream to the
+component listener once the TLS handshake is done. The component connects with Twisted's
+``tls:host=...:port=...:trustRoots=...`` endpoint, which verifies the chain against the
+trust roots and the name against ``host`` (service_identity).
+
+A failed verification must end the connection attempt with a log line that says why, and
+never send the XEP-0114 stream header (which names the component) anywhere in the clear.
+That is checked on the wire: in the failure cases the component connects to Prosody's TLS
+port through a relay that records every byte the component sends.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+
+from private_prosody import LOOPBACK, PrivateProsody, free_port
+from tests.integration.certificates import make_authority, make_server_certificate
+from tests.integration.conftest import BUNDLED, PASSWORD, USER
+from tests.integration.processes import ComponentProcess
+from tests.integration.xmpp_client import XmppClient
+
+pytestmark = pytest.mark.integration
+
+HOSTNAME = "localhost"
+"""The name the component connects to and verifies (the ``host`` of its endpoint)."""
+OTHER_HOSTNAME = "other.example"
+"""The name in the certificate of the wrong-name case."""
+
+# What the component logs when verification fails (component/connection.py, _tls_failure):
+#   "TLS to {server} failed, nothing was sent: {problem}", where the problem comes from
+# OpenSSL.SSL.Error for an untrusted chain and service_identity's VerificationError for a wrong name.
+UNTRUSTED_REASON = "certificate verify failed"
+WRONG_NAME_REASON = f"certificate is not valid for {HOSTNAME}"
+
+TLS_HANDSHAKE_RECORD = b"\x16\x03"
+"""How every TLS connection starts: a handshake record (the ClientHello), TLS 1.x."""
+# Plaintext XEP-0114 that must never be on the wire: the stream header and its namespace.
+CLEARTEXT_MARKERS = (b"jabber:component:accept", b"<stream", b"iq.localhost")
+
+# Prosody logs this (info level) as soon as its component listener gets a connection, whether
+# plaintext on the component port or routed there from the TLS port by the stream header.
+COMPONENT_CONNECTION = "Incoming Jabber component connection"
+COMPONENT_AUTHENTICATED = "External component successfully authenticated"
+LOG_TIMEOUT = 10.0
+LOG_POLL = 0.02
+
+
+@dataclass(frozen=True)
+class Pki:
+    trusted_roots: Path
+    """Our CA alone: the trustRoots of the component."""
+    unrelated_roots: Path
+    """Another CA, which signed nothing Prosody serves."""
+    server_certificate: Path
+    server_key: Path
+    """For ``localhost``, signed by our CA."""
+    other_name_certificate: Path
+    other_name_key: Path
+    """For ``other.example``, signed by our CA."""
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory) -> Pki:
+    directory = tmp_path_factory.mktemp("pki")
+    trusted = make_authority(directory / "trusted-ca", "iqresponder test CA")
+    unrelated = make_authority(directory / "unrelated-ca", "unrelated test CA")
+    server = make_server_certificate(trusted, directory / "server", HOSTNAME)
+    other = make_server_certificate(trusted, directory / "server", OTHER_HOSTNAME)
+    return Pki(
+        trusted.trust_roots,
+        unrelated.trust_roots,
+        server.certificate_path,
+        server.key_path,
+        other.certificate_path,
+        other.key_path,
+    )
+
+
+def start_prosody(tmp_path_factory, secret_file: Path, certificate: Path, key: Path) -> PrivateProsody:
+    server = PrivateProsody(
+        tmp_path_factory.mktemp("prosody-tls"),
+        c2s_port=free_port(),
+        component_port=free_port(),
+        secret=secret_file.read_text(),
+        tls_port=free_port(),
+        tls_certificate=certificate,
+        tls_key=key,
+    )
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="module")
+def tls_prosody(tmp_path_factory, secret_file, pki):
+    """Prosody whose TLS port serves a certificate for ``localhost`` from our CA."""
+    server = start_prosody(tmp_path_factory, secret_file, pki.server_certificate, pki.server_key)
+    server.register(USER, "localhost", PASSWORD)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def wrong_name_prosody(tmp_path_factory, secret_file, pki):
+    """Prosody whose TLS port serves a certificate for ``other.example``, also from our CA."""
+    server = start_prosody(tmp_path_factory, secret_file, pki.other_name_certificate, pki.other_name_key)
+    yield server
+    server.stop()
+
+
+def tls_endpoint(port: int, trust_roots: Path, host: str = HOSTNAME) -> str:
+    # trustRoots is a directory: Twisted loads each *.pem file in it as one CA certificate.
+    return f"tls:host={host}:port={port}:trustRoots={trust_roots}/"
+
+
+def write_tls_config(path: Path, server: str, secret_file: Path) -> Path:
+    path.write_text(
+        f"""
+[component]
+jid = "iq.localhost"
+secret_file = "{secret_file}"
+server = "{server}"
+reconnect_max = 2.0
+
+[handlers]
+directories = ["{BUNDLED}"]
+"""
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def tls_component(tmp_path_factory, tls_prosody, secret_file, pki):
+    server = tls_endpoint(tls_prosody.tls_port, pki.trusted_roots)
+    config = write_tls_config(tmp_path_factory.mktemp("tls-config") / "iqresponder.toml", server, secret_file)
+    process = ComponentProcess(config)
+    process.wait_for_log("Authenticated as iq.localhost")
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def tls_client(tls_prosody, tls_component):
+    # Plaintext c2s on the normal port: only the component's link to the server is TLS here.
+    session = XmppClient(f"{USER}@localhost/tls", PASSWORD, tls_prosody.c2s_port)
+    yield session
+    session.close()
+
+
+def test_authenticates_over_tls_with_a_certificate_from_the_trusted_ca(tls_prosody, tls_component):
+    line = tls_component.wait_for_log("Authenticated as iq.localhost")
+    assert f"to tls:host={HOSTNAME}:port={tls_prosody.tls_port}:" in line
+    assert COMPONENT_AUTHENTICATED in tls_prosody.log_path.read_text()
+
+
+def test_a_ping_is_answered_through_the_tls_link(tls_client):
+    reply = tls_client.iq("<ping xmlns='urn:xmpp:ping'/>")
+    assert reply.get("type") == "result" and list(reply) == [], ElementTree.tostring(reply)
+    assert reply.get("from") == "iq.localhost" and reply.get("to") == f"{USER}@localhost/tls"
+
+
+class RecordingRelay:
+    """A TCP relay on 127.0.0.1 to ``target_port`` that keeps every byte the connecting side sends.
+
+    It sees what goes over the wire and nothing more: TLS stays end to end between the
+    component and Prosody.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self._target_port = target_port
+        self._listener = socket.create_server((LOOPBACK, 0))
+        self._listener.settimeout(0.2)  # how soon the accept loop notices stop()
+        self.port = int(self._listener.getsockname()[1])
+        self._lock = threading.Lock()
+        self._sent: list[bytearray] = []
+        self._sockets: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+        self._acceptor.start()
+
+    def connections(self) -> list[bytes]:
+        """What the connecting side sent, one entry per connection, in order."""
+        with self._lock:
+            return [bytes(sent) for sent in self._sent]
+
+    def _accept(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                downstream, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection((LOOPBACK, self._target_port), timeout=5)
+            except OSError:
+                downstream.close()
+                continue
+            for sock in (downstream, upstream):
+                sock.settimeout(None)
+            record = bytearray()
+            with self._lock:
+                self._sent.append(record)
+                self._sockets += [downstream, upstream]
+            for source, sink, kept in ((downstream, upstream, record), (upstream, downstream, None)):
+                thread = threading.Thread(target=self._pump, args=(source, sink, kept), daemon=True)
+                self._threads.append(thread)
+                thread.start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, kept: bytearray | None) -> None:
+        try:
+            while data := source.recv(65536):
+                if kept is not None:
+                    with self._lock:
+                        kept += data
+                sink.sendall(data)
+        except OSError:
+            pass
+        try:
+            sink.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._listener.close()
+        self._acceptor.join(5)
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        for thread in self._threads:
+            thread.join(5)
+
+
+def read_from(path: Path, offset: int) -> str:
+    with path.open("rb") as log:
+        log.seek(offset)
+        return log.read().decode(errors="replace")
+
+
+def prosody_log_after(prosody: PrivateProsody, offset: int) -> str:
+    """Prosody's log from ``offset`` on, once Prosody has handled everything sent to it before this call.
+
+    The barrier is one plaintext TCP connection to the component port: Prosody logs it at once
+    (COMPONENT_CONNECTION), after any connection that reached that port or Prosody's TLS port
+    earlier. It also shows that a plaintext connection to the component port would be in this log.
+    """
+    with socket.create_connection((LOOPBACK, prosody.component_port), timeout=5):
+        deadline = time.monotonic() + LOG_TIMEOUT
+        # Prosody has no way to notify us: poll its log file, bounded by LOG_TIMEOUT.
+        while COMPONENT_CONNECTION not in (log := read_from(prosody.log_path, offset)):
+            assert time.monotonic() < deadline, f"Prosody did not log the barrier connection:\n{log}"
+            time.sleep(LOG_POLL)
+    return log
+
+
+@dataclass(frozen=True)
+class FailedAttempt:
+    name: str
+    server: str
+    """The component's only endpoint: the relay in front of Prosody's TLS port."""
+    failure_line: str
+    component_log: str
+    sent: list[bytes]
+    """Every byte the component sent, per TCP connection."""
+    prosody_log: str
+    """Prosody's log while the component ran, up to and including the barrier connection."""
+
+
+CASES = {
+    # The chain does not lead to the trust roots: Prosody's certificate is from our CA,
+    # the component trusts only the unrelated one.
+    "untrusted": ("tls_prosody", "unrelated_roots", UNTRUSTED_REASON),
+    # The chain is trusted, but the certificate is for other.example, not localhost.
+    "wrong-name": ("wrong_name_prosody", "trusted_roots", WRONG_NAME_REASON),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(CASES))
+def failed_attempt(request, tmp_path_factory, secret_file, pki) -> FailedAttempt:
+    prosody_fixture, roots, reason = CASES[request.param]
+    prosody: PrivateProsody = request.getfixturevalue(prosody_fixture)
+    # Prosody may log the connections PrivateProsody.start() made to check its ports after
+    # start() returned: let a first barrier pass them before the component starts.
+    prosody_log_after(prosody, prosody.log_path.stat().st_size)
+    offset = prosody.log_path.stat().st_size
+    relay = RecordingRelay(prosody.tls_port)
+    try:
+        server = tls_endpoint(relay.port, getattr(pki, roots))
+        config = write_tls_config(tmp_path_factory.mktemp(request.param) / "iqresponder.toml", server, secret_file)
+        process = ComponentProcess(config)
+        try:
+            line = process.wait_for_log(reason)
+        finally:
+            process.stop()
+        return FailedAttempt(
+            request.param,
+            server,
+            line,
+            process.log(),
+            relay.connections(),
+            prosody_log_after(prosody, offset),
+        )
+    finally:
+        relay.stop()
+
+
+def test_a_failed_verification_is_one_clear_log_line_naming_the_server_and_the_reason(failed_attempt):
+    line = failed_attempt.failure_line
+    assert failed_attempt.server in line
+    assert (UNTRUSTED_REASON if failed_attempt.name == "untrusted" else WRONG_NAME_REASON) in line
+    assert "Traceback" not in failed_attempt.component_log, failed_attempt.component_log
+
+
+def test_a_failed_verification_never_authenticates(failed_attempt):
+    assert "Authenticated as" not in failed_attempt.component_log, failed_attempt.component_log
+    assert COMPONENT_AUTHENTICATED not in failed_attempt.prosody_log, failed_attempt.prosody_log
+
+
+def test_a_failed_verification_sends_nothing_in_the_clear(failed_attempt):
+    """Every connection the component made began with a TLS ClientHello, and no XEP-0114 is readable on the wire."""
+    assert failed_attempt.sent, "the component never connected to the relay"
+    for sent in failed_attempt.sent:
+        assert sent.startswith(TLS_HANDSHAKE_RECORD), sent[:64]
+        for marker in CLEARTEXT_MARKERS:
+            assert marker not in sent, f"{marker!r} went over the wire in the clear: {sent!r}"
+
+
+def test_a_failed_verification_sends_no_stream_header_at_all(failed_attempt):
+    """Not even encrypted: Prosody's component listener saw no stream, only the test's own barrier connection.
+
+    A header sent over TLS after a failed check would be routed to the component listener by
+    mod_net_multiplex; a fallback to the plaintext component port would connect to it directly.
+    Either way Prosody would log one more COMPONENT_CONNECTION.
+    """
+    assert failed_attempt.prosody_log.count(COMPONENT_CONNECTION) == 1, failed_attempt.prosody_log
+
+
+def test_without_the_tls_variables_prosody_has_no_tls_port(tmp_path, secret_file, monkeypatch):
+    # Variables left in the caller's environment do not switch TLS on either.
+    monkeypatch.setenv("IQR_TLS_PORT", str(free_port()))
+    server = PrivateProsody(tmp_path, free_port(), free_port(), secret_file.read_text())
+    assert not any(name.startswith("IQR_TLS_") for name in server.environment())
+    with server:
+        log = server.log_path.read_text()
+    assert "Activated service 'multiplex_ssl'" not in log
+    assert "Activated service 'component'" in log
