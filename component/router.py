@@ -12,6 +12,7 @@ answers are), which costs a fraction of building and serializing an Element.
 from __future__ import annotations
 
 import inspect
+import re
 from time import perf_counter
 from typing import Any
 
@@ -28,6 +29,7 @@ from component.metrics import NoMetrics
 from component.policy import AccessControl, SenderRateLimit
 from component.registry import Registry, Responder
 from component.request import InvalidFormat, Request, parse_jid
+from component.xml import to_xml
 
 # An error reply carries the request's payload back (RFC 6120 8.3.1) only when it is this small.
 ECHO_PAYLOAD_LIMIT = 512
@@ -52,7 +54,7 @@ def serialized(element: domish.Element) -> domish.SerializedXML:
     Returning the result skips serialization on every request; the router
     writes it into the reply as it is.
     """
-    return domish.SerializedXML(element.toXml())
+    return domish.SerializedXML(to_xml(element))
 
 
 class Router:
@@ -193,7 +195,7 @@ class Router:
         elif isinstance(result, domish.SerializedXML):  # a payload serialized once, such as disco's answers
             self.component.send_raw(_start_tag(request.stanza, "result") + result + "</iq>")
         elif isinstance(result, domish.Element):
-            self.component.send_raw(_start_tag(request.stanza, "result") + result.toXml() + "</iq>")
+            self.component.send_raw(_start_tag(request.stanza, "result") + to_xml(result) + "</iq>")
         else:
             self.log.error(
                 "Responder {responder} returned {kind}, not an Element or None, "
@@ -268,7 +270,7 @@ class Router:
         if self.timing:
             seconds = perf_counter() - request.received if request is not None else None
             self._record(iq, payload.uri if payload is not None else None, error.condition, seconds)
-        echoed = payload.toXml() if payload is not None else ""
+        echoed = to_xml(payload) if payload is not None else ""
         if len(echoed) > ECHO_PAYLOAD_LIMIT:
             echoed = ""
         sender = self.component.jid if from_self else None
@@ -293,8 +295,11 @@ _ATTRIBUTE_ESCAPES = str.maketrans(
 )
 
 
+_NEEDS_ESCAPE = re.compile("[&<>'\"\n\r\t]")
+
+
 def _escape(value: str) -> str:
     """Escape an attribute value for a single-quoted attribute; white space survives normalization."""
-    if value.isalnum():
+    if _NEEDS_ESCAPE.search(value) is None:
         return value
     return value.translate(_ATTRIBUTE_ESCAPES)

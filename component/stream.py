@@ -40,7 +40,7 @@ def _escape_uri(uri: str) -> str:
 def _escape_namespace_of(expat_name: str) -> str:
     """Escape the namespace part of expat's ``"namespace localname"``."""
     uri, space, local = expat_name.rpartition(" ")
-    return f"{_escape_uri(uri)}{space}{local}" if space else expat_name
+    return f"{_escape_uri(uri)}{space}{local}" if space and _UNSAFE.search(uri) else expat_name
 
 
 class StreamFault(domish.ParserError):
@@ -60,6 +60,7 @@ class LimitedElementStream(domish.ExpatElementStream):
         self.maxStanzaSize = max_stanza_bytes
         self.max_depth = max_depth + 1  # the stream's root element is one level more
         self.depth = 0
+        self.unsafe_namespaces = False  # set once a declaration brings a namespace that needs escaping
         self.parser.StartDoctypeDeclHandler = self._refuse_doctype
         self.parser.EntityDeclHandler = self._refuse_entity
         self.parser.CommentHandler = self._refuse_comment
@@ -79,14 +80,17 @@ class LimitedElementStream(domish.ExpatElementStream):
         self.depth += 1
         if self.depth > self.max_depth:
             raise StreamFault("policy-violation", f"elements nested deeper than {self.max_depth - 1} levels")
-        if _UNSAFE.search(name):
+        if self.unsafe_namespaces:  # rare: only after such a declaration, so the common path pays nothing
             name = _escape_namespace_of(name)
-        if any(_UNSAFE.search(key) for key in attrs):
             attrs = {(_escape_namespace_of(key) if " " in key else key): value for key, value in attrs.items()}
         super()._onStartElement(name, attrs)
 
     def _onStartNamespace(self, prefix, uri):
-        super()._onStartNamespace(prefix, _escape_uri(uri) if uri and _UNSAFE.search(uri) else uri)
+        # Expat reports every namespace through a declaration before the element that uses it.
+        if uri and _UNSAFE.search(uri):
+            self.unsafe_namespaces = True
+            uri = _escape_uri(uri)
+        super()._onStartNamespace(prefix, uri)
 
     def _onEndElement(self, name):
         self.depth -= 1
