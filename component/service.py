@@ -241,7 +241,7 @@ class Component(MultiService):
     def send(self, element: domish.Element) -> bool:
         """Write ``element`` to the stream; return ``False`` (and drop it) when not connected."""
         if self.stream is None:
-            self.log.debug("Not connected: dropped {element}", element=element.toXml)
+            self.log.debug("Not connected: dropped {element}", element=element.toXml())
             return False
         self.stream.send(element)
         return True
