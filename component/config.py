@@ -77,6 +77,7 @@ class Settings:
     warnings: tuple[str, ...] = ()
     metrics_endpoint: str | None = None
     log_requests: bool = False
+    log_format: str = "text"
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,7 @@ class _Reader:
         )
         access = self.table(document, "access", {"rules"})
         metrics = self.table(document, "metrics", {"endpoint"})
-        logging = self.table(document, "logging", {"requests"})
+        logging = self.table(document, "logging", {"requests", "format"})
         handlers = self.table(document, "handlers", {"directories", "options"})
         disco = self.table(document, "disco", {"identities", "items", "extended", "provider_timeout"})
 
@@ -206,7 +207,14 @@ class _Reader:
             warnings=tuple(self.warnings),
             metrics_endpoint=self.server_endpoint(metrics, "endpoint"),
             log_requests=self.flag(logging, "logging", "requests"),
+            log_format=self.choice(logging, "logging", "format", ("text", "json")),
         )
+
+    def choice(self, table: Mapping[str, Any], section: str, key: str, choices: tuple[str, ...]) -> str:
+        value = self.value(table, section, key, str, choices[0])
+        if value not in choices:
+            raise self.error(f"{section}.{key}", f"expected one of {', '.join(choices)}, got {value!r}")
+        return value
 
     def flag(self, table: Mapping[str, Any], section: str, key: str, default: bool = False) -> bool:
         value = table.get(key, default)

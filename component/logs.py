@@ -1,9 +1,10 @@
 """Log output for twistd: readable text by default, JSON lines on request.
 
-twistd writes text through ``twisted.logger``. For log shippers, run it with
-``--logger component.logs.json_lines`` (``twist`` has ``--log-format=json``):
-every event becomes one JSON object per line on standard output, with its
-fields (sender, id, namespace, ...) as keys.
+twistd writes text through ``twisted.logger``. For log shippers, set
+``[logging] format = "json"`` (component/tap.py then selects this observer), or
+run twistd with ``--logger component.logs.json_lines`` (``twist`` has
+``--log-format=json``): every event becomes one JSON object per line on
+standard output, with its fields (sender, id, namespace, ...) as keys.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from typing import ClassVar
 
+from twisted.logger import jsonFileLogObserver
 from twisted.python import usage
 
 from component.config import ConfigError, Overrides, Settings, load
@@ -57,6 +58,24 @@ class Options(usage.Options):
             self.settings = load(self["config"], overrides)
         except ConfigError as e:
             _fail(str(e))
+        if self.settings.log_format == "json":
+            self._choose_json_logs()
+
+    def _choose_json_logs(self) -> None:
+        """``[logging] format = "json"``: tell the runner (twistd or twist) to log JSON lines.
+
+        Both choose their log observer after the plugin's options are parsed, from
+        their own options, which a plugin's options can reach as ``parent``. A
+        choice made on the command line (``--logger``, ``--log-format``) wins.
+        """
+        runner = getattr(self, "parent", None)
+        if runner is None:
+            return
+        if hasattr(runner, "opt_log_format"):  # twist
+            if "fileLogObserverFactory" not in runner:
+                runner["fileLogObserverFactory"] = jsonFileLogObserver
+        elif not runner.get("logger"):  # twistd
+            runner["logger"] = "component.logs.json_lines"  # twistd imports it in its own postOptions
 
 
 def makeService(options: Options) -> Component:

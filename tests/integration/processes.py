@@ -27,13 +27,12 @@ class ComponentProcess:
         twist: bool = False,
         env: dict[str, str] | None = None,
         twistd_options: tuple[str, ...] = ("--logfile=-",),
+        twist_options: tuple[str, ...] = ("--log-format=text",),
     ) -> None:
         self.config = config
         self.lines: list[str] = []
         self._changed = threading.Condition()
-        runner = (
-            [str(TWIST), "--log-format=text"] if twist else [str(TWISTD), "--nodaemon", "--pidfile=", *twistd_options]
-        )
+        runner = [str(TWIST), *twist_options] if twist else [str(TWISTD), "--nodaemon", "--pidfile=", *twistd_options]
         command = [*runner, "iqresponder", "--config", str(config), *extra]
         self.process = subprocess.Popen(
             command,

@@ -23,3 +23,18 @@ def test_json_lines_carry_each_events_fields_and_never_the_secret(prosody, tmp_p
         assert secret_file.read_text().strip() not in process.log()
     finally:
         process.stop()
+
+
+@pytest.mark.parametrize("twist", [False, True], ids=["twistd", "twist"])
+def test_logging_format_json_in_the_configuration_selects_json_lines(prosody, tmp_path, secret_file, twist):
+    config = write_config(
+        tmp_path / "json.toml", prosody.component_port, secret_file, [BUNDLED], '[logging]\nformat = "json"\n'
+    )
+    process = ComponentProcess(config, twist=twist, twist_options=())  # the configuration alone decides
+    try:
+        process.wait_for_log('"Authenticated as {jid} to {server}"')
+        records = [line.lstrip("\x1e") for line in process.lines if line.strip()]
+        assert records and all(record.startswith("{") for record in records), process.log()
+        assert all(isinstance(json.loads(record), dict) for record in records)
+    finally:
+        process.stop()
