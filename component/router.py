@@ -29,7 +29,7 @@ from component.metrics import NoMetrics
 from component.policy import AccessControl, SenderRateLimit
 from component.registry import Registry, Responder
 from component.request import InvalidFormat, Request, parse_jid
-from component.xml import to_xml
+from component.serializer import to_xml
 
 # An error reply carries the request's payload back (RFC 6120 8.3.1) only when it is this small.
 ECHO_PAYLOAD_LIMIT = 512

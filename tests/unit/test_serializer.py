@@ -4,8 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.words.xish import domish
 
+from component.serializer import to_xml
 from component.stream import LimitedElementStream
-from component.xml import to_xml
 
 text = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=12)
 namespaces = st.sampled_from(["urn:a", "urn:b", "custom-xep", "jabber:iq:version", "a&amp;b"])
