@@ -1,5 +1,6 @@
 # Two commands: `make run` and `make test`. Each sets up everything it needs:
-# a virtualenv in .venv with the project installed, and Prosody from Debian's packages.
+# a virtualenv in .venv with the project installed, and Prosody from Debian's packages;
+# `make test` also ejabberd, since the integration suite runs against both servers.
 
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +10,7 @@ RUN_DIR := run
 
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: setup run test soak bench bench-peers lint format clean prosody venv-support
+.PHONY: setup run test soak bench bench-peers lint format clean prosody ejabberd venv-support
 
 setup: $(INSTALLED) prosody conf/secret.txt
 
@@ -27,6 +28,11 @@ $(INSTALLED): pyproject.toml | $(PY)
 prosody:
 	@command -v prosody >/dev/null || apt-get install -y prosody || { apt-get update && apt-get install -y prosody; }
 
+# The suite starts its own ejabberd with erl and ejabberd's libraries (conf/ejabberd/); it never
+# uses the packaged service or its ports.
+ejabberd:
+	@test -x /usr/sbin/ejabberdctl || apt-get install -y ejabberd || { apt-get update && apt-get install -y ejabberd; }
+
 conf/secret.txt: | $(PY)
 	umask 077 && $(PY) -c 'import secrets; print(secrets.token_hex(16))' > $@
 
@@ -36,7 +42,7 @@ run: setup
 	    --user alice --password alice -- \
 	    $(VENV)/bin/twistd --nodaemon --pidfile= iqresponder --config conf/iqresponder.toml
 
-test: setup
+test: setup ejabberd
 	$(PY) -m pytest
 
 # The long fuzzing run: the suite's properties with 20,000 examples each, and how many were tried.

@@ -1,4 +1,11 @@
-"""Integration fixtures: a private Prosody on 127.0.0.1, the component under twistd, real clients."""
+"""Integration fixtures: a private XMPP server on 127.0.0.1, the component under twistd, real clients.
+
+``server`` is parametrized over every variant in ``servers.VARIANTS`` (Prosody and ejabberd,
+each over plain TCP and direct TLS), so each test that uses it runs once per variant, and a
+module's tests share one server per variant. A test or module that is about something else
+than the server narrows the list with the ``servers`` mark, e.g.
+``pytestmark = pytest.mark.servers(*EACH_SERVER)``.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from private_prosody import PrivateProsody, free_port
 from tests.integration.processes import ComponentProcess, write_config
+from tests.integration.servers import VARIANTS, Pki, XmppServer, make_pki
 from tests.integration.xmpp_client import XmppClient
 
 ROOT = Path(__file__).parents[2]
@@ -32,18 +39,32 @@ def secret_file(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
 @pytest.fixture(scope="module")
-def prosody(tmp_path_factory, secret_file):
-    server = PrivateProsody(
-        tmp_path_factory.mktemp("prosody"),
-        c2s_port=free_port(),
-        component_port=free_port(),
-        secret=secret_file.read_text(),
+def component_names() -> tuple[str, ...]:
+    """The component names the server accepts (all with the same secret); a module may override it."""
+    return ("iq.localhost",)
+
+
+def pytest_generate_tests(metafunc):
+    if "server" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("servers")
+        metafunc.parametrize("server", marker.args if marker else VARIANTS, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def server(request, tmp_path_factory, secret_file, pki, component_names):
+    running = XmppServer(
+        request.param, tmp_path_factory.mktemp(request.param), secret_file.read_text(), pki, component_names
     )
-    server.start()
-    server.register(USER, "localhost", PASSWORD)
-    yield server
-    server.stop()
+    running.start()
+    running.register(USER, PASSWORD)
+    yield running
+    running.stop()
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +82,10 @@ def extra_config() -> str:
 
 
 @pytest.fixture(scope="module")
-def component(tmp_path_factory, prosody, secret_file, handler_directory, extra_config):
+def component(tmp_path_factory, server, secret_file, handler_directory, extra_config):
     config = write_config(
         tmp_path_factory.mktemp("config") / "iqresponder.toml",
-        prosody.component_port,
+        server.endpoint,
         secret_file,
         [BUNDLED, handler_directory],
         extra_config,
@@ -76,7 +97,7 @@ def component(tmp_path_factory, prosody, secret_file, handler_directory, extra_c
 
 
 @pytest.fixture(scope="module")
-def client(prosody, component):
-    session = XmppClient(f"{USER}@localhost/tests", PASSWORD, prosody.c2s_port)
+def client(server, component):
+    session = XmppClient(f"{USER}@localhost/tests", PASSWORD, server.c2s_port)
     yield session
     session.close()

@@ -97,20 +97,23 @@ class ComponentProcess:
 
 def write_config(
     path: Path,
-    component_port: int,
+    server: str,
     secret_file: Path,
     directories: list[Path],
     extra: str = "",
     component_extra: str = "",
 ) -> Path:
-    """A configuration for a component on the test's Prosody; ``component_extra`` goes into [component]."""
+    """A configuration for a component reaching the test's server at the endpoint ``server``.
+
+    ``component_extra`` goes into [component], ``extra`` after [handlers].
+    """
     listed = ", ".join(f'"{directory}"' for directory in directories)
     path.write_text(
         f"""
 [component]
 jid = "iq.localhost"
 secret_file = "{secret_file}"
-server = "tcp:host=127.0.0.1:port={component_port}"
+server = "{server}"
 reconnect_max = 2.0
 {component_extra}
 [handlers]

@@ -6,12 +6,13 @@ import pytest
 
 from tests.integration.conftest import BUNDLED
 from tests.integration.processes import ComponentProcess, write_config
+from tests.integration.servers import EACH_SERVER
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.servers(*EACH_SERVER)]
 
 
-def test_json_lines_carry_each_events_fields_and_never_the_secret(prosody, tmp_path, secret_file):
-    config = write_config(tmp_path / "json.toml", prosody.component_port, secret_file, [BUNDLED])
+def test_json_lines_carry_each_events_fields_and_never_the_secret(server, tmp_path, secret_file):
+    config = write_config(tmp_path / "json.toml", server.endpoint, secret_file, [BUNDLED])
     process = ComponentProcess(config, twistd_options=("--logger", "component.logs.json_lines"))
     try:
         process.wait_for_log('"Authenticated as {jid} to {server}"')
@@ -26,9 +27,9 @@ def test_json_lines_carry_each_events_fields_and_never_the_secret(prosody, tmp_p
 
 
 @pytest.mark.parametrize("twist", [False, True], ids=["twistd", "twist"])
-def test_logging_format_json_in_the_configuration_selects_json_lines(prosody, tmp_path, secret_file, twist):
+def test_logging_format_json_in_the_configuration_selects_json_lines(server, tmp_path, secret_file, twist):
     config = write_config(
-        tmp_path / "json.toml", prosody.component_port, secret_file, [BUNDLED], '[logging]\nformat = "json"\n'
+        tmp_path / "json.toml", server.endpoint, secret_file, [BUNDLED], '[logging]\nformat = "json"\n'
     )
     process = ComponentProcess(config, twist=twist, twist_options=())  # the configuration alone decides
     try:

@@ -1,4 +1,4 @@
-"""Prometheus metrics over HTTP, scraped while traffic flows through the real Prosody."""
+"""Prometheus metrics over HTTP, scraped while traffic flows through each real server."""
 
 import re
 import urllib.request

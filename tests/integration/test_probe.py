@@ -1,4 +1,4 @@
-"""``python -m component.probe`` as operators run it: a child process that logs in to the real Prosody
+"""``python -m component.probe`` as operators run it: a child process that logs in to each real server
 as alice and asks the component under twistd, with every exit status it promises."""
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import pytest
 
 from private_prosody import free_port
 from tests.integration.conftest import EXAMPLES, PASSWORD, ROOT, USER
+from tests.integration.servers import EACH_SERVER
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.servers(*EACH_SERVER)]
 
 PASSWORD_VARIABLE = "IQRESPONDER_PROBE_PASSWORD"
 RUN_TIMEOUT = 30  # seconds; a bound on every probe run, well above its own --timeout
@@ -76,11 +77,11 @@ def run(command: list[str], env: dict[str, str] | None = None) -> subprocess.Com
 
 
 @pytest.fixture
-def probe(prosody, component, password_file) -> Callable[..., subprocess.CompletedProcess]:
-    """Run the probe against the test's Prosody as alice; ``password_file=`` changes the password."""
+def probe(server, component, password_file) -> Callable[..., subprocess.CompletedProcess]:
+    """Run the probe against the test's server as alice; ``password_file=`` changes the password."""
 
     def probe(*arguments: str, password_file: Path = password_file) -> subprocess.CompletedProcess:
-        return run(probe_command(*arguments, port=prosody.c2s_port, password_file=password_file))
+        return run(probe_command(*arguments, port=server.c2s_port, password_file=password_file))
 
     return probe
 
@@ -142,8 +143,8 @@ def test_ping_exits_0(probe):
     assert 'from="iq.localhost"' in result.stdout
 
 
-def test_password_from_the_environment_and_host_from_the_jid(prosody, component):
-    command = probe_command("iq.localhost", "ping", port=prosody.c2s_port, password_file=None)
+def test_password_from_the_environment_and_host_from_the_jid(server, component):
+    command = probe_command("iq.localhost", "ping", port=server.c2s_port, password_file=None)
     command.remove("--host")
     command.remove("127.0.0.1")  # so the probe connects to the JID's domain, localhost
     result = run(command, env=environment(**{PASSWORD_VARIABLE: PASSWORD}))
@@ -244,8 +245,8 @@ def test_bad_usage_exits_2_with_one_line_before_connecting(arguments, complaint,
     assert PASSWORD not in result.stderr
 
 
-def test_no_password_at_all_exits_2(prosody):
-    command = probe_command("iq.localhost", "ping", port=prosody.c2s_port, password_file=None)
+def test_no_password_at_all_exits_2(server):
+    command = probe_command("iq.localhost", "ping", port=server.c2s_port, password_file=None)
     result = run(command)
     assert result.returncode == 2
     assert PASSWORD_VARIABLE in one_line(result)

@@ -39,15 +39,15 @@ def answer(client) -> str:
     return reply.find("{urn:example:hot}answer").text
 
 
-def test_adding_changing_and_breaking_a_module_under_sighup(prosody, secret_file, tmp_path):
+def test_adding_changing_and_breaking_a_module_under_sighup(server, secret_file, tmp_path):
     directory = tmp_path / "hot"
     directory.mkdir()
-    config = write_config(tmp_path / "hot.toml", prosody.component_port, secret_file, [BUNDLED, directory])
+    config = write_config(tmp_path / "hot.toml", server.endpoint, secret_file, [BUNDLED, directory])
     process = client = None
     try:
         process = ComponentProcess(config)
         process.wait_for_log("Authenticated as iq.localhost")
-        client = XmppClient(f"{USER}@localhost/reload", PASSWORD, prosody.c2s_port)
+        client = XmppClient(f"{USER}@localhost/reload", PASSWORD, server.c2s_port)
         assert error_of(client.iq("<query xmlns='urn:example:hot'/>")) == ("cancel", "service-unavailable")
         assert "urn:example:hot" not in features(client)
 
@@ -60,7 +60,7 @@ def test_adding_changing_and_breaking_a_module_under_sighup(prosody, secret_file
         (directory / "hot.py").write_text(module("second"))  # change, and rename the component in disco
         write_config(
             config,
-            prosody.component_port,
+            server.endpoint,
             secret_file,
             [BUNDLED, directory],
             '[disco]\nidentities = [{ category = "component", type = "generic", name = "renamed" }]\n',

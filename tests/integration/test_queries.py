@@ -1,4 +1,4 @@
-"""Outbound queries through a real Prosody: a responder asks the requesting client, or an absent
+"""Outbound queries through each real server: a responder asks the requesting client, or an absent
 account, and answers from what came back."""
 
 import pytest

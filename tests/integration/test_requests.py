@@ -1,4 +1,4 @@
-"""Against a real Prosody: a slixmpp client's Iqs reach the component under twistd and get the right replies."""
+"""Against each real server: a slixmpp client's Iqs reach the component under twistd and get the right replies."""
 
 import asyncio
 from xml.etree import ElementTree

@@ -1,4 +1,4 @@
-"""Service discovery through a real Prosody, parsed by slixmpp's XEP-0030 client, hashed by its XEP-0115."""
+"""Service discovery through each real server, parsed by slixmpp's XEP-0030 client, hashed by its XEP-0115."""
 
 import pytest
 from slixmpp.exceptions import IqError
@@ -111,6 +111,6 @@ def test_xep_0115_hashes_our_reply_the_same_twice_and_accepts_it(client):
     assert client.call(caps._validate_caps, second_reply, "sha-1", first) is True
 
 
-def test_prosody_lists_the_component_in_its_own_disco_items(client):
+def test_the_server_lists_the_component_in_its_own_disco_items(client):
     found = items(client, jid="localhost")["disco_items"]["items"]
     assert "iq.localhost" in {jid for jid, _node, _name in found}
