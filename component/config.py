@@ -59,6 +59,8 @@ class Settings:
     path: Path
     jid: str
     secret: str = field(repr=False)
+    instance_jid: str | None = None
+    """This process's own name, for scaling out: see README, "Scaling out"."""
     server: str = "tcp:host=127.0.0.1:port=5347"
     response_timeout: float = 30.0
     reconnect_max: float = 60.0
@@ -88,6 +90,7 @@ class Overrides:
     server: str | None = None
     secret_file: str | None = None
     handler_directories: Sequence[str] = ()
+    instance_jid: str | None = None
 
 
 def load(path: str | Path, overrides: Overrides | None = None, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -156,6 +159,7 @@ class _Reader:
             "component",
             {
                 "jid",
+                "instance_jid",
                 "secret",
                 "secret_file",
                 "server",
@@ -178,9 +182,13 @@ class _Reader:
         handlers = self.table(document, "handlers", {"directories", "options"})
         disco = self.table(document, "disco", {"identities", "items", "extended", "provider_timeout"})
 
+        jid = self.jid(overrides.jid or self.value(component, "component", "jid", str))
         return Settings(
             path=self.path,
-            jid=self.jid(overrides.jid or self.value(component, "component", "jid", str)),
+            jid=jid,
+            instance_jid=self.instance_jid(
+                overrides.instance_jid or self.value(component, "component", "instance_jid", str), jid
+            ),
             secret=self.secret(component, overrides, environ),
             server=self.server(overrides.server or self.value(component, "component", "server", str, Settings.server)),
             response_timeout=self.seconds(component, "component", "response_timeout", Settings.response_timeout),
@@ -279,16 +287,27 @@ class _Reader:
             rules.append(AccessRule(table["namespace"], types, frozenset(normalized)))
         return tuple(rules)
 
-    def jid(self, value: str | None) -> str:
+    def jid(self, value: str | None, key: str = "component.jid") -> str:
         if value is None:
-            raise self.error("component.jid", "missing: the component's domain, such as iq.example.org")
+            raise self.error(key, "missing: the component's domain, such as iq.example.org")
         try:
             parsed = parse_jid(value)
         except InvalidFormat as e:
-            raise self.error("component.jid", f"not a valid JID: {value!r} ({e})") from None
+            raise self.error(key, f"not a valid JID: {value!r} ({e})") from None
         if parsed.user is not None or parsed.resource is not None:
-            raise self.error("component.jid", f"expected a bare domain such as iq.example.org, got {value!r}")
+            raise self.error(key, f"expected a bare domain such as iq.example.org, got {value!r}")
         return parsed.full()
+
+    def instance_jid(self, value: str | None, jid: str) -> str | None:
+        if value is None:
+            return None
+        instance = self.jid(value, "component.instance_jid")
+        if instance == jid:
+            raise self.error(
+                "component.instance_jid",
+                f"must differ from component.jid ({jid}): it is this instance's own name, such as iq-1.{jid}",
+            )
+        return instance
 
     def secret(self, component: Mapping[str, Any], overrides: Overrides, environ: Mapping[str, str]) -> str:
         if overrides.secret_file:

@@ -166,7 +166,7 @@ class ComponentConnection(Service):
         self.ever_authenticated = True
         self.stream = stream
         stream.route_iq = self._route_iq
-        self._metrics.set_connected(True)
+        self._metrics.set_connected(self.jid, True)
         self.log.info("Authenticated as {jid} to {server}", jid=self.jid, server=self.server)
         self._on_authenticated(stream)
 
@@ -201,7 +201,7 @@ class ComponentConnection(Service):
             timer.cancel()
         if stream is self.stream:
             self.stream = None
-            self._metrics.set_connected(False)
+            self._metrics.set_connected(self.jid, False)
             self.log.warn(
                 "Lost the connection to {server}: {reason}", server=self.server, reason=reason.getErrorMessage()
             )

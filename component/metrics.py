@@ -50,7 +50,8 @@ class Metrics:
         )
         self.connected = Gauge(
             "iqresponder_connected",
-            "1 while the component's stream to the server is authenticated",
+            "1 while the stream for this name (component.jid, or component.instance_jid) is authenticated",
+            ["jid"],
             registry=self.registry,
         )
         self.reconnects = Counter("iqresponder_reconnects", "Reconnection attempts scheduled", registry=self.registry)
@@ -71,8 +72,8 @@ class Metrics:
         self.queries_pending.dec()
         self.queries.labels(outcome).inc()
 
-    def set_connected(self, connected: bool) -> None:
-        self.connected.set(1 if connected else 0)
+    def set_connected(self, jid: str, connected: bool) -> None:
+        self.connected.labels(jid).set(1 if connected else 0)
 
     def reconnect_scheduled(self) -> None:
         self.reconnects.inc()
@@ -90,7 +91,7 @@ class NoMetrics:
     def query_ended(self, outcome) -> None:
         pass
 
-    def set_connected(self, connected) -> None:
+    def set_connected(self, jid, connected) -> None:
         pass
 
     def reconnect_scheduled(self) -> None:

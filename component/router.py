@@ -190,12 +190,17 @@ class Router:
     def reply_result(self, result: Any, responder: Responder, request: Request) -> None:
         if self.timing and (result is None or isinstance(result, (domish.SerializedXML, domish.Element))):
             self._record(request.stanza, request.namespace, "result", perf_counter() - request.received)
+        # The reply comes from the address the request went to, on the stream for that name.
         if result is None:
-            self.component.send_raw(_start_tag(request.stanza, "result", close=True))
+            self.component.send_raw(_start_tag(request.stanza, "result", close=True), request.stanza.getAttribute("to"))
         elif isinstance(result, domish.SerializedXML):  # a payload serialized once, such as disco's answers
-            self.component.send_raw(_start_tag(request.stanza, "result") + result + "</iq>")
+            self.component.send_raw(
+                _start_tag(request.stanza, "result") + result + "</iq>", request.stanza.getAttribute("to")
+            )
         elif isinstance(result, domish.Element):
-            self.component.send_raw(_start_tag(request.stanza, "result") + to_xml(result) + "</iq>")
+            self.component.send_raw(
+                _start_tag(request.stanza, "result") + to_xml(result) + "</iq>", request.stanza.getAttribute("to")
+            )
         else:
             self.log.error(
                 "Responder {responder} returned {kind}, not an Element or None, "
@@ -274,7 +279,9 @@ class Router:
         if len(echoed) > ECHO_PAYLOAD_LIMIT:
             echoed = ""
         sender = self.component.jid if from_self else None
-        self.component.send_raw(_start_tag(iq, "error", sender=sender) + echoed + error.xml + "</iq>")
+        self.component.send_raw(
+            _start_tag(iq, "error", sender=sender) + echoed + error.xml + "</iq>", sender or iq.getAttribute("to")
+        )
 
 
 def _start_tag(iq: domish.Element, type: str, close: bool = False, sender: str | None = None) -> str:

@@ -14,6 +14,7 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from twisted.application.service import MultiService
@@ -30,6 +31,7 @@ from component.loader import HandlerLoadError, HandlerModule, load_handlers
 from component.metrics import Metrics, NoMetrics, metrics_service
 from component.policy import AccessControl
 from component.registry import Registry
+from component.request import InvalidFormat, parse_jid
 from component.router import Router
 from component.stream import ComponentStream
 from component.tracker import Tracker, random_id
@@ -56,6 +58,7 @@ class Component(MultiService):
         registry: Registry,
         reactor: Any = None,
         endpoint: Any = None,
+        instance_endpoint: Any = None,
         give_up: Callable[[Any, int], None] | None = None,
         jitter: Callable[[], float] = random.random,
         new_id: Callable[[], str] = random_id,
@@ -69,7 +72,6 @@ class Component(MultiService):
         self.settings = settings
         self.jid = settings.jid
         self.registry = registry
-        self.stream: ComponentStream | None = None
         self.overrides = overrides
         self.metrics = (
             Metrics(lambda namespace: self.registry.serves(namespace)) if settings.metrics_endpoint else NoMetrics()
@@ -84,14 +86,6 @@ class Component(MultiService):
             new_id=new_id,
             metrics=self.metrics,
         )
-        self.keepalive = Keepalive(
-            self.query,
-            self.server_domain,
-            settings.keepalive_interval,
-            settings.keepalive_timeout,
-            drop=self._drop_connection,
-            clock=reactor,
-        )
         self.router = Router(
             registry,
             self.tracker,
@@ -103,23 +97,18 @@ class Component(MultiService):
             log_requests=settings.log_requests,
         )
         self.disco = self._discovery(settings, registry)
-        self.connection = ComponentConnection(
-            jid=settings.jid,
-            secret=settings.secret,
-            endpoint=endpoint or endpoints.clientFromString(reactor, settings.server),
-            server=settings.server,
-            route_iq=self.router.receive,
-            on_authenticated=self._authenticated,
-            on_lost=self._lost,
-            on_refused=self._refused,
-            clock=reactor,
-            reconnect_max=settings.reconnect_max,
-            jitter=jitter,
-            handshake_timeout=settings.keepalive_timeout,
-            limits=settings.limits,
-            metrics=self.metrics,
-        )
-        self.connection.setServiceParent(self)
+        self.instance_jid = settings.instance_jid
+        # One stream per name: the shared name, on which the server spreads requests across every
+        # instance, and (when configured) this instance's own name, which outbound queries go out
+        # under so that their responses come back to this process and no other.
+        endpoint = endpoint or endpoints.clientFromString(reactor, settings.server)
+        self.link = _Link(self, settings.jid, "component.jid", endpoint, jitter)
+        self.connection = self.link.connection
+        self.instance_link = None
+        if settings.instance_jid is not None:
+            instance_endpoint = instance_endpoint or endpoints.clientFromString(reactor, settings.server)
+            self.instance_link = _Link(self, settings.instance_jid, "component.instance_jid", instance_endpoint, jitter)
+        self._links = {link.jid: link for link in (self.link, self.instance_link) if link is not None}
         if settings.metrics_endpoint:
             metrics_service(self.metrics, settings.metrics_endpoint).setServiceParent(self)
 
@@ -225,33 +214,52 @@ class Component(MultiService):
         self.log.warn("Shutting down with {count} request(s) unanswered", count=self.router.in_flight)
 
     def _close_stream(self) -> None:
-        self.keepalive.stop()
-        if self.stream is not None:
-            self.stream.sendFooter()  # </stream:stream>; the connection closes when the service stops
+        for link in self._links.values():
+            link.close()
 
-    def _drop_connection(self) -> None:
-        if self.stream is not None:
-            self.stream.transport.abortConnection()
+    @property
+    def stream(self) -> ComponentStream | None:
+        """The authenticated stream under the component's name, or ``None``."""
+        return self.link.stream
 
     @property
     def connected(self) -> bool:
-        """Whether an authenticated stream is up."""
-        return self.stream is not None
+        """Whether an authenticated stream is up under the component's name."""
+        return self.link.stream is not None
+
+    def _stream_from(self, sender: str | None) -> ComponentStream | None:
+        """The stream that may carry a stanza from ``sender``: the one authenticated for its domain.
+
+        Everything goes out on the component's main stream unless it comes from this
+        instance's own name, which only that name's stream may carry.
+        """
+        if self.instance_link is not None and sender:
+            try:
+                if parse_jid(sender).host == self.instance_jid:
+                    return self.instance_link.stream
+            except InvalidFormat:
+                pass
+        return self.link.stream
 
     def send(self, element: domish.Element) -> bool:
-        """Write ``element`` to the stream; return ``False`` (and drop it) when not connected."""
-        if self.stream is None:
+        """Write ``element`` to the stream for its ``from``; return ``False`` (and drop it) when not connected."""
+        stream = self.link.stream if self.instance_link is None else self._stream_from(element.getAttribute("from"))
+        if stream is None:
             self.log.debug("Not connected: dropped {element}", element=element.toXml())
             return False
-        self.stream.send(element)
+        stream.send(element)
         return True
 
-    def send_raw(self, xml: str) -> bool:
-        """Write serialized stanzas; like ``send``. The caller vouches that ``xml`` is well-formed."""
-        if self.stream is None:
+    def send_raw(self, xml: str, sender: str | None = None) -> bool:
+        """Write serialized stanzas from ``sender`` (their ``from``); like ``send``.
+
+        The caller vouches that ``xml`` is well-formed.
+        """
+        stream = self.link.stream if self.instance_link is None else self._stream_from(sender)
+        if stream is None:
             self.log.debug("Not connected: dropped {xml}", xml=xml)
             return False
-        self.stream.send(xml)
+        stream.send(xml)
         return True
 
     def query(
@@ -263,8 +271,11 @@ class Component(MultiService):
         it. Fails with ``IqError``, ``IqTimeout`` or ``NotConnected``.
         ``timeout=None`` uses ``response_timeout``; ``component.NO_TIMEOUT``
         waits as long as the connection lasts; ``cancel()`` forgets the query.
+        With ``instance_jid`` configured the query goes out under that name, so
+        that its response comes back to this instance, not to another one
+        sharing the component's name.
         """
-        return self.tracker.query(to, payload, type, timeout)
+        return self.tracker.query(to, payload, type, timeout, sender=self.instance_jid)
 
     def disco_info(self, jid: str, node: str | None = None, timeout: float | None = None) -> Deferred:
         """Ask ``jid`` for its disco#info; fires with a ``DiscoInfo`` or fails like ``query``."""
@@ -278,6 +289,55 @@ class Component(MultiService):
             lambda reply: parse_items(_payload(reply, NS_DISCO_ITEMS))
         )
 
+    def _refused(self, link: _Link, condition: str, text: str | None) -> None:
+        if condition in REFUSALS and not link.connection.ever_authenticated:
+            self.log.critical(
+                "Stopping: {server} refused {jid} ({condition}) before ever accepting it; "
+                "check {key} and the secret in {path} against the server's configuration",
+                server=self.settings.server,
+                jid=link.jid,
+                condition=condition,
+                key=link.key,
+                path=str(self.settings.path),
+            )
+            self._give_up(self._reactor, EX_CONFIG)
+
+
+class _Link:
+    """One name's connection to the server, with its keepalive and the queries sent under it."""
+
+    def __init__(self, component: Component, jid: str, key: str, endpoint: Any, jitter: Callable[[], float]) -> None:
+        settings = component.settings
+        self.component = component
+        self.jid = jid
+        self.key = key  # the configuration key that names it, for messages
+        self.stream: ComponentStream | None = None
+        self.keepalive = Keepalive(
+            partial(component.tracker.query, sender=jid),
+            component.server_domain,
+            settings.keepalive_interval,
+            settings.keepalive_timeout,
+            drop=self._drop,
+            clock=component._reactor,
+        )
+        self.connection = ComponentConnection(
+            jid=jid,
+            secret=settings.secret,
+            endpoint=endpoint,
+            server=settings.server,
+            route_iq=component.router.receive,
+            on_authenticated=self._authenticated,
+            on_lost=self._lost,
+            on_refused=lambda condition, text: component._refused(self, condition, text),
+            clock=component._reactor,
+            reconnect_max=settings.reconnect_max,
+            jitter=jitter,
+            handshake_timeout=settings.keepalive_timeout,
+            limits=settings.limits,
+            metrics=component.metrics,
+        )
+        self.connection.setServiceParent(component)
+
     def _authenticated(self, stream: ComponentStream) -> None:
         self.stream = stream
         self.keepalive.start()
@@ -285,19 +345,19 @@ class Component(MultiService):
     def _lost(self, reason: str) -> None:
         self.stream = None
         self.keepalive.stop()
-        self.tracker.fail_all(f"lost the connection to {self.settings.server}: {reason}")
+        self.component.tracker.fail_all(
+            f"lost the connection to {self.component.settings.server}: {reason}", sent_from=self.jid
+        )
 
-    def _refused(self, condition: str, text: str | None) -> None:
-        if condition in REFUSALS and not self.connection.ever_authenticated:
-            self.log.critical(
-                "Stopping: {server} refused {jid} ({condition}) before ever accepting it; "
-                "check component.jid and the secret in {path} against the server's configuration",
-                server=self.settings.server,
-                jid=self.jid,
-                condition=condition,
-                path=str(self.settings.path),
-            )
-            self._give_up(self._reactor, EX_CONFIG)
+    def _drop(self) -> None:
+        if self.stream is not None:
+            self.stream.transport.abortConnection()
+
+    def close(self) -> None:
+        """End the stream politely (``</stream:stream>``); the connection closes when the service stops."""
+        self.keepalive.stop()
+        if self.stream is not None:
+            self.stream.sendFooter()
 
 
 def _disco_query(namespace: str, node: str | None) -> domish.Element:

@@ -26,11 +26,14 @@ def _fail(message: str, status: int = EX_CONFIG):
 class Options(usage.Options):
     """The command line; each option overrides its key in the configuration file."""
 
-    synopsis = "--config FILE [--jid JID] [--server ENDPOINT] [--secret-file FILE] [--handlers DIR ...]"
+    synopsis = (
+        "--config FILE [--jid JID] [--instance-jid JID] [--server ENDPOINT] [--secret-file FILE] [--handlers DIR ...]"
+    )
     longdesc = "An XMPP external component (XEP-0114) that answers Iq requests from drop-in handler modules."
     optParameters: ClassVar[list[list[str | None]]] = [
         ["config", "c", None, "The configuration file (TOML); required."],
         ["jid", None, None, "The component's domain (overrides component.jid)."],
+        ["instance-jid", None, None, "This instance's own name; overrides instance_jid."],
         ["server", None, None, "Server endpoint string; overrides component.server."],
         ["secret-file", None, None, "File with the shared secret; overrides secret_file."],
     ]
@@ -49,6 +52,7 @@ class Options(usage.Options):
             _fail("--config FILE is required (see --help)", status=2)
         overrides = Overrides(
             jid=self["jid"],
+            instance_jid=self["instance-jid"],
             server=self["server"],
             secret_file=self["secret-file"],
             handler_directories=tuple(self["handlers"]),

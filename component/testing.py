@@ -86,31 +86,48 @@ class InMemoryComponent:
         self.connect()
 
     def connect(self) -> None:
-        """Open a new stream and complete the handshake, as after a reconnect."""
-        self.transport = StringTransport()
-        self.stream = self.component.connection.build_stream()
-        self.stream.makeConnection(self.transport)
-        self.stream.dataReceived(SERVER_HEADER % self.settings.jid.encode())
-        self.stream.dataReceived(b"<handshake/>")
-        if not self.keepalive:  # its pings would mix with the replies a test reads
-            self.component.keepalive.stop()
-        self.transport.clear()
+        """Open new streams and complete their handshakes, as after a reconnect.
 
-    def disconnect(self, reason: str = "connection lost in test") -> None:
+        With ``instance_jid`` in the settings there are two: ``stream`` under the
+        component's name and ``instance_stream`` under the instance's own name.
+        """
+        self.stream, self.transport = self._open(self.component.link)
+        if self.component.instance_link is not None:
+            self.instance_stream, self.instance_transport = self._open(self.component.instance_link)
+
+    def _open(self, link: Any) -> tuple[Any, StringTransport]:
+        transport = StringTransport()
+        stream = link.connection.build_stream()
+        stream.makeConnection(transport)
+        stream.dataReceived(SERVER_HEADER % link.jid.encode())
+        stream.dataReceived(b"<handshake/>")
+        if not self.keepalive:  # its pings would mix with the replies a test reads
+            link.keepalive.stop()
+        transport.clear()
+        return stream, transport
+
+    def disconnect(self, reason: str = "connection lost in test", instance: bool = False) -> None:
+        """Lose the stream (the instance's own with ``instance=True``)."""
         from twisted.internet.error import ConnectionLost
         from twisted.python.failure import Failure
 
-        self.stream.connectionLost(Failure(ConnectionLost(reason)))
+        stream = self.instance_stream if instance else self.stream
+        stream.connectionLost(Failure(ConnectionLost(reason)))
 
-    def receive(self, xml: str | bytes) -> list[domish.Element]:
-        """Feed stanzas from the server; return the stanzas the component wrote since the last call."""
-        self.stream.dataReceived(xml.encode("utf-8") if isinstance(xml, str) else xml)
-        return self.sent()
+    def receive(self, xml: str | bytes, instance: bool = False) -> list[domish.Element]:
+        """Feed stanzas from the server; return the stanzas the component wrote on that stream since the last call.
 
-    def sent(self) -> list[domish.Element]:
-        """The stanzas the component wrote since the last call."""
-        data = self.transport.value()
-        self.transport.clear()
+        ``instance=True`` feeds (and reads) the stream under the instance's own name.
+        """
+        stream = self.instance_stream if instance else self.stream
+        stream.dataReceived(xml.encode("utf-8") if isinstance(xml, str) else xml)
+        return self.sent(instance)
+
+    def sent(self, instance: bool = False) -> list[domish.Element]:
+        """The stanzas the component wrote (on the instance's own stream with ``instance=True``) since the last call."""
+        transport = self.instance_transport if instance else self.transport
+        data = transport.value()
+        transport.clear()
         return parse_stanzas(data)
 
 
@@ -154,9 +171,15 @@ class HandlerHarness:
         self._collect(self.memory.receive(stanza.toXml()))
         return self.reply(stanza["id"])
 
+    def _sent(self) -> list[domish.Element]:
+        sent = self.memory.sent()
+        if self.component.instance_link is not None:
+            sent += self.memory.sent(instance=True)
+        return sent
+
     def reply(self, request_id: str) -> str | None:
         """The reply to request ``request_id`` as XML, once it has come."""
-        self._collect(self.memory.sent())
+        self._collect(self._sent())
         for reply in self._replies:
             if reply.getAttribute("id") == request_id:
                 self._replies.remove(reply)
@@ -165,7 +188,7 @@ class HandlerHarness:
 
     def queries(self) -> list[str]:
         """The outbound queries the component sent since the last call, as XML."""
-        self._collect(self.memory.sent())
+        self._collect(self._sent())
         queries, self._queries = self._queries, []
         return [_xml(query) for query in queries]
 
@@ -175,11 +198,14 @@ class HandlerHarness:
         ``type="error"`` with an ``<error/>`` element as ``payload`` answers with an error.
         """
         [stanza] = parse_stanzas(query)
+        # The server delivers a response to the stream of the name the query came from.
         self._collect(
             self.memory.receive(
-                f"<iq type='{type}' id='{stanza['id']}' from='{stanza['to']}' to='{stanza['from']}'>{payload}</iq>"
+                f"<iq type='{type}' id='{stanza['id']}' from='{stanza['to']}' to='{stanza['from']}'>{payload}</iq>",
+                instance=stanza["from"] == self.component.instance_jid,
             )
         )
+        self._collect(self._sent())
 
     def advance(self, seconds: float) -> None:
         """Move the component's clock (timeouts, keepalive) forward."""

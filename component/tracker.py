@@ -33,11 +33,12 @@ def random_id() -> str:
 
 
 class _Pending:
-    __slots__ = ("deferred", "expected_from", "timer")
+    __slots__ = ("deferred", "expected_from", "sent_from", "timer")
 
-    def __init__(self, deferred: Deferred, expected_from: str | None, timer: IDelayedCall | None) -> None:
+    def __init__(self, deferred: Deferred, expected_from: str, sent_from: str, timer: IDelayedCall | None) -> None:
         self.deferred = deferred
         self.expected_from = expected_from
+        self.sent_from = sent_from
         self.timer = timer
 
 
@@ -45,9 +46,11 @@ class Tracker:
     """Sends queries and matches their responses.
 
     ``send`` writes a stanza and returns whether there was a stream to write
-    it to; ``own_domain`` is the component's domain (responses must be
-    addressed to it or to a JID under it); ``server_domain`` is the only
-    entity whose responses may come without a ``from``.
+    it to; ``own_domain`` is the component's domain, the ``from`` of a query
+    unless the caller names another ``sender`` domain (a response must be
+    addressed to the domain its query came from, or to a JID under it);
+    ``server_domain`` is the only entity whose responses may come without a
+    ``from``.
     """
 
     log = Logger()
@@ -82,7 +85,7 @@ class Tracker:
         timeout: float | None = None,
         sender: str | None = None,
     ) -> Deferred:
-        """Send an Iq ``type`` with ``payload`` to ``to``; see ``Component.query``."""
+        """Send an Iq ``type`` with ``payload`` to ``to`` from ``sender`` (a domain); see ``Component.query``."""
         if type not in ("get", "set"):
             raise ValueError(f"query type must be 'get' or 'set', not {type!r}")
         try:
@@ -99,7 +102,8 @@ class Tracker:
         iq["type"] = type
         iq["id"] = iq_id
         iq["to"] = to
-        iq["from"] = sender or self._own_domain
+        sender = sender or self._own_domain
+        iq["from"] = sender
         iq.addChild(payload)
 
         if not self._send(iq):
@@ -109,7 +113,7 @@ class Tracker:
         timer = None
         if timeout != NO_TIMEOUT:
             timer = self._clock.callLater(timeout, self._expire, iq_id, to, timeout)
-        self._pending[iq_id] = _Pending(deferred, expected_from, timer)
+        self._pending[iq_id] = _Pending(deferred, expected_from, sender, timer)
         self._metrics.query_sent()
         return deferred
 
@@ -118,13 +122,13 @@ class Tracker:
         pending = self._pending.get(iq.getAttribute("id"))
         if pending is None:
             return
-        if not self._from_expected_sender(iq, pending.expected_from):
+        if not self._from_expected_sender(iq, pending):
             self.log.warn(
                 "Ignored a response with id {id} from {sender} to {recipient}: the query went to {expected}",
                 id=iq.getAttribute("id"),
                 sender=iq.getAttribute("from"),
                 recipient=iq.getAttribute("to"),
-                expected=pending.expected_from,
+                expected=f"{pending.expected_from} from {pending.sent_from}",
             )
             return
         del self._pending[iq["id"]]
@@ -137,24 +141,32 @@ class Tracker:
             self._metrics.query_ended("failed")
             pending.deferred.errback(IqError.from_stanza(iq))
 
-    def fail_all(self, reason: str) -> None:
-        """Fail every pending query with ``NotConnected`` (the stream is gone)."""
-        pending, self._pending = self._pending, {}
-        for entry in pending.values():
+    def fail_all(self, reason: str, sent_from: str | None = None) -> None:
+        """Fail pending queries with ``NotConnected``: those sent from ``sent_from``, or all.
+
+        Their stream is gone, and with it the only way their responses could come back.
+        """
+        if sent_from is None:
+            failing, self._pending = self._pending, {}
+        else:
+            failing = {key: entry for key, entry in self._pending.items() if entry.sent_from == sent_from}
+            for key in failing:
+                del self._pending[key]
+        for entry in failing.values():
             if entry.timer is not None:
                 entry.timer.cancel()
             self._metrics.query_ended("not_connected")
             entry.deferred.errback(NotConnected(reason))
 
-    def _from_expected_sender(self, iq: domish.Element, expected_from: str) -> bool:
+    def _from_expected_sender(self, iq: domish.Element, pending: _Pending) -> bool:
         try:
             recipient = iq.getAttribute("to")
-            if recipient is None or parse_jid(recipient).host != self._own_domain:
+            if recipient is None or parse_jid(recipient).host != pending.sent_from:
                 return False
             sender = iq.getAttribute("from")
             if sender is None:
-                return expected_from == self._server_domain
-            return parse_jid(sender).full() == expected_from
+                return pending.expected_from == self._server_domain
+            return parse_jid(sender).full() == pending.expected_from
         except InvalidFormat:
             return False
 

@@ -44,7 +44,7 @@ def good_config(tmp_path, secret_file):
 def test_help_lists_every_option_on_one_line_each():
     result = run_twistd("--help")
     lines = result.stdout.splitlines()
-    for option in ["--config=", "--jid=", "--server=", "--secret-file=", "--handlers="]:
+    for option in ["--config=", "--jid=", "--instance-jid=", "--server=", "--secret-file=", "--handlers="]:
         [index] = [i for i, line in enumerate(lines) if option in line]
         assert len(lines[index].split(option, 1)[1].strip()) > 10, f"{option} has no description"
         following = lines[index + 1].strip()

@@ -53,7 +53,7 @@ def value(samples, name, **labels) -> float:
 
 def test_numbers_move_as_traffic_flows(client):
     before = scrape()
-    assert value(before, "iqresponder_connected") == 1.0
+    assert value(before, 'iqresponder_connected{jid="iq.localhost"}') == 1.0
     for _ in range(5):
         assert client.iq("<ping xmlns='urn:xmpp:ping'/>").get("type") == "result"
     for _ in range(3):

@@ -232,3 +232,30 @@ def test_limits_access_and_keepalive_are_read(tmp_path):
 def test_a_tls_server_whose_trust_roots_directory_is_missing_is_a_config_error(tmp_path):
     path = config(tmp_path, MINIMAL + f"server = 'tls:host=localhost:port=5270:trustRoots={tmp_path}/nowhere/'\n")
     assert "component.server" in error_for(path)
+
+
+def test_instance_jid_is_optional_and_read_as_a_bare_domain(tmp_path):
+    assert load(config(tmp_path, MINIMAL), environ={}).instance_jid is None
+    text = MINIMAL.replace('jid = "iq.example.org"', 'jid = "iq.example.org"\ninstance_jid = "IQ-1.example.org"')
+    assert load(config(tmp_path, text), environ={}).instance_jid == "iq-1.example.org"
+
+
+def test_instance_jid_from_the_command_line_wins(tmp_path):
+    text = MINIMAL.replace('jid = "iq.example.org"', 'jid = "iq.example.org"\ninstance_jid = "iq-1.example.org"')
+    settings = load(config(tmp_path, text), Overrides(instance_jid="iq-2.example.org"), environ={})
+    assert settings.instance_jid == "iq-2.example.org"
+
+
+@pytest.mark.parametrize(
+    "value, problem",
+    [
+        ('"iq.example.org"', "must differ from component.jid"),
+        ('"node@iq-1.example.org"', "expected a bare domain"),
+        ('"iq-1.example.org/res"', "expected a bare domain"),
+        ("7", "expected a string"),
+    ],
+)
+def test_a_bad_instance_jid_is_one_line_naming_the_key(tmp_path, value, problem):
+    text = MINIMAL.replace('jid = "iq.example.org"', f'jid = "iq.example.org"\ninstance_jid = {value}')
+    message = error_for(config(tmp_path, text))
+    assert "component.instance_jid" in message and problem in message

@@ -4,6 +4,8 @@ from prometheus_client import generate_latest
 
 from component.testing import InMemoryComponent, make_settings
 
+CONNECTED = 'iqresponder_connected{jid="iq.localhost"}'
+
 
 def sample(harness, line_start: str) -> float:
     text = generate_latest(harness.component.metrics.registry).decode()
@@ -33,16 +35,16 @@ def test_outbound_query_outcomes_are_counted_and_nothing_stays_pending():
     for outcome in ("answered", "failed", "timed_out", "cancelled", "not_connected"):
         assert sample(harness, f'iqresponder_outbound_queries_total{{outcome="{outcome}"}}') == 1, outcome
     assert sample(harness, "iqresponder_outbound_queries_pending") == 0
-    assert sample(harness, "iqresponder_connected") == 0
+    assert sample(harness, CONNECTED) == 0
 
 
 def test_connection_state_follows_the_stream():
     harness = InMemoryComponent(settings=make_settings(metrics_endpoint="tcp:port=0:interface=127.0.0.1"))
-    assert sample(harness, "iqresponder_connected") == 1
+    assert sample(harness, CONNECTED) == 1
     harness.disconnect()
-    assert sample(harness, "iqresponder_connected") == 0
+    assert sample(harness, CONNECTED) == 0
     harness.connect()
-    assert sample(harness, "iqresponder_connected") == 1
+    assert sample(harness, CONNECTED) == 1
 
 
 def test_metrics_are_off_by_default():
