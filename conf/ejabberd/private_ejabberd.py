@@ -187,6 +187,7 @@ class PrivateEjabberd:
         tls_certfile: Path | None = None,
         api_port: int | None = None,
         template: Path = TEMPLATE,
+        loglevel: str = "info",
     ) -> None:
         if (tls_port is None) != (tls_certfile is None):
             raise ValueError("tls_port and tls_certfile go together")
@@ -202,6 +203,9 @@ class PrivateEjabberd:
         # Chosen once, so that restart() keeps every port.
         self.api_port = api_port if api_port is not None else free_port()
         self.template = Path(template).resolve()
+        # debug also logs "Route unregistered: NAME" when a component connection goes away,
+        # the only trace of it (nothing is logged at info).
+        self.loglevel = loglevel
         self._process: subprocess.Popen[bytes] | None = None
         # The VM's helper programs as last seen (pid -> start time): they outlive a VM
         # that exits by itself, and are reparented to init, so they cannot be found later.
@@ -265,6 +269,7 @@ class PrivateEjabberd:
             # JSON is YAML's flow style, and JSON strings are YAML double-quoted scalars.
             component_hosts=json.dumps(hosts),
             tls_listener=tls_listener,
+            loglevel=self.loglevel,
         )
 
     def write_config(self) -> Path:

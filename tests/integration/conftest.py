@@ -57,9 +57,20 @@ def pytest_generate_tests(metafunc):
 
 
 @pytest.fixture(scope="module")
-def server(request, tmp_path_factory, secret_file, pki, component_names):
+def ejabberd_loglevel() -> str:
+    """ejabberd's log level; a module that waits for route changes in its log overrides it with debug."""
+    return "info"
+
+
+@pytest.fixture(scope="module")
+def server(request, tmp_path_factory, secret_file, pki, component_names, ejabberd_loglevel):
     running = XmppServer(
-        request.param, tmp_path_factory.mktemp(request.param), secret_file.read_text(), pki, component_names
+        request.param,
+        tmp_path_factory.mktemp(request.param),
+        secret_file.read_text(),
+        pki,
+        component_names,
+        ejabberd_loglevel,
     )
     running.start()
     running.register(USER, PASSWORD)

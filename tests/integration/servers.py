@@ -51,7 +51,15 @@ def make_pki(directory: Path) -> Pki:
 class XmppServer:
     """One running private server and how a component reaches it."""
 
-    def __init__(self, variant: str, directory: Path, secret: str, pki: Pki, component_names: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        variant: str,
+        directory: Path,
+        secret: str,
+        pki: Pki,
+        component_names: tuple[str, ...] = ("iq.localhost",),
+        ejabberd_loglevel: str = "info",
+    ) -> None:
         self.variant = variant
         self.kind, self.transport = variant.split("-")
         tls_port = free_port() if self.transport == "tls" else None
@@ -63,7 +71,9 @@ class XmppServer:
             self.launcher: PrivateProsody | PrivateEjabberd = PrivateProsody(directory, **common, **tls)
         else:
             tls = {"tls_certfile": pki.combined} if tls_port else {}
-            self.launcher = PrivateEjabberd(directory, **common, component_names=component_names, **tls)
+            self.launcher = PrivateEjabberd(
+                directory, **common, component_names=component_names, loglevel=ejabberd_loglevel, **tls
+            )
         if tls_port is None:
             self.endpoint = f"tcp:host=127.0.0.1:port={self.launcher.component_port}"
         else:

@@ -12,6 +12,8 @@ from xml.etree import ElementTree
 
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
 
 NS_CLIENT = "jabber:client"
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
@@ -66,6 +68,40 @@ class XmppClient:
         reply, sent_id = self._run(exchange(), timeout + 1)
         assert reply.get("id") == sent_id
         return reply
+
+    def iqs(
+        self, bodies: list[str], type: str = "get", to: str = "iq.localhost", timeout: float = 10.0
+    ) -> list[ElementTree.Element | None]:
+        """Send one Iq per body all at once; the replies in order, ``None`` where none came within ``timeout``."""
+
+        async def exchange(body: str):
+            stanza = ElementTree.fromstring(f"<iq xmlns='{NS_CLIENT}' type='{type}' to='{to}'>{body}</iq>")
+            iq = self.xmpp.Iq(xml=stanza)
+            iq["id"] = self.xmpp.new_id()
+            try:
+                reply = await iq.send(timeout=timeout)
+            except IqError as e:
+                reply = e.iq
+            except IqTimeout:
+                return None
+            assert reply["id"] == iq["id"]
+            return reply.xml
+
+        async def exchange_all():
+            return await asyncio.gather(*(exchange(body) for body in bodies))
+
+        return self._run(exchange_all(), timeout + 5)
+
+    def echo(self, namespace: str, element: str) -> None:
+        """Answer every Iq get with ``<element xmlns=namespace/>`` by a result that carries the same payload."""
+
+        def answer(iq) -> None:
+            iq.reply(clear=False).send()
+
+        matcher = MatchXPath(f"{{{NS_CLIENT}}}iq/{{{namespace}}}{element}")
+        self.loop.call_soon_threadsafe(
+            self.xmpp.register_handler, Callback(f"echo {namespace} {element}", matcher, answer)
+        )
 
     def call(self, coroutine_function, *args, timeout: float = 10.0, **kwargs):
         """Run ``await coroutine_function(*args, **kwargs)`` on the client's loop and return its value."""
