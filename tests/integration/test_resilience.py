@@ -142,6 +142,37 @@ def test_component_killed_with_sigkill_and_started_again_answers(server, start_c
         client.close()
 
 
+@pytest.mark.servers("prosody-tcp")
+def test_on_prosody_a_second_instance_waits_as_a_standby_and_takes_over_when_the_first_dies(
+    server, start_component, tmp_path, secret_file, fault_handlers
+):
+    """Prosody allows one connection per name: the second is refused with conflict and, since a
+    conflict is not a wrong secret, keeps retrying with backoff until the name is free."""
+    first = start_component(name="first.toml")
+    standby = ComponentProcess(
+        write_config(tmp_path / "standby.toml", server.endpoint, secret_file, [BUNDLED, fault_handlers])
+    )
+    try:
+        line = standby.wait_for_log("refused iq.localhost: conflict")
+        assert "Component already connected" in line
+        standby.wait_for_log("Reconnecting to")
+        assert standby.process.poll() is None
+
+        first.process.send_signal(signal.SIGKILL)
+        first.wait()
+        killed_at = time.monotonic()
+        standby.wait_for_log("Authenticated as iq.localhost", timeout=30)
+        took = time.monotonic() - killed_at
+        client = login(server, "after-takeover")
+        try:
+            assert all(ping_ok(client) for _ in range(10))
+        finally:
+            client.close()
+        print(f"the standby took over {took:.1f} s after the first instance was killed (reconnect_max 2 s)")
+    finally:
+        standby.stop()
+
+
 def test_hung_server_is_noticed_by_the_keepalive_and_the_component_reconnects_when_it_is_back(server, start_component):
     component = start_component(component="keepalive_interval = 1.0\nkeepalive_timeout = 1.0\n")
     os.kill(server.pid, signal.SIGSTOP)

@@ -178,11 +178,13 @@ def held_requests(processes: list[ComponentProcess]) -> dict[str, str]:
     return held
 
 
-def test_a_request_held_by_an_instance_that_dies_gets_no_reply_at_all(start_instances, client):
-    """ejabberd sends nothing for a request it delivered to a connection that then died: the
-    client has only its own timeout to go by. The survivors' requests are answered."""
-    processes = start_instances()
-    tokens = [f"t{n}" for n in range(12)]
+def send_slow_requests(client: XmppClient, processes: list[ComponentProcess], count: int = 12):
+    """Send ``count`` slow requests at once from a thread, and wait until every one is held by an instance.
+
+    Returns the tokens, the list the replies will be in (in token order, ``None`` for no reply
+    within CLIENT_TIMEOUT), the sending thread to join, and which instance holds which token.
+    """
+    tokens = [f"t{n}" for n in range(count)]
     replies: list = []
     sender = threading.Thread(
         target=lambda: replies.extend(
@@ -191,9 +193,17 @@ def test_a_request_held_by_an_instance_that_dies_gets_no_reply_at_all(start_inst
     )
     sender.start()
     deadline = time.monotonic() + 10
-    while len(held := held_requests(processes)) < len(tokens):
+    while len(held := held_requests(processes)) < count:
         assert time.monotonic() < deadline, f"only {held} arrived"
         time.sleep(0.02)
+    return tokens, replies, sender, held
+
+
+def test_a_request_held_by_an_instance_that_dies_gets_no_reply_at_all(start_instances, client):
+    """ejabberd sends nothing for a request it delivered to a connection that then died: the
+    client has only its own timeout to go by. The survivors' requests are answered."""
+    processes = start_instances()
+    tokens, replies, sender, held = send_slow_requests(client, processes)
     victim, _count = Counter(held.values()).most_common(1)[0]
     killed = processes[INSTANCES.index(victim)]
     killed.process.send_signal(signal.SIGKILL)
@@ -205,6 +215,28 @@ def test_a_request_held_by_an_instance_that_dies_gets_no_reply_at_all(start_inst
     assert lost == {token for token, name in held.items() if name == victim}
     assert all(reply.get("type") == "result" for reply in outcome.values() if reply is not None)
     print(f"killed {victim} holding {len(lost)} of {len(tokens)} requests: no reply to those within {CLIENT_TIMEOUT} s")
+
+
+def test_an_instance_stopped_with_sigterm_answers_what_it_holds_and_the_others_take_the_rest(
+    server, start_instances, client
+):
+    """A rolling restart: the stopped instance finishes its requests, nothing is lost."""
+    processes = start_instances()
+    tokens, replies, sender, held = send_slow_requests(client, processes)
+    stopped_name, _count = Counter(held.values()).most_common(1)[0]
+    stopped = processes[INSTANCES.index(stopped_name)]
+    offset = len(server.log_path.read_text(errors="replace"))
+    stopped.process.send_signal(signal.SIGTERM)
+    assert stopped.wait() == 0
+    sender.join(CLIENT_TIMEOUT + 10)
+
+    assert [reply is not None and reply.get("type") for reply in replies] == ["result"] * len(tokens)
+    finished_by = {token: reply.find(f"{{{NS}}}done").get("by") for token, reply in zip(tokens, replies, strict=True)}
+    assert finished_by == held
+    wait_for_server_log(server, offset, f"Route unregistered: {stopped_name}")
+    wait_for_server_log(server, offset, f"Route unregistered: {SHARED}")
+    split = whoami(client, 30)
+    assert set(split) == set(INSTANCES) - {stopped_name} and sum(split.values()) == 30
 
 
 def test_outbound_queries_from_three_instances_each_get_their_own_response(start_instances, client):
@@ -228,3 +260,4 @@ def test_without_instance_names_responses_reach_the_wrong_instance(start_instanc
     failed = [reply for reply in replies if reply is not None and reply.get("type") == "error"]
     assert failed, "all 12 responses found their way by chance (odds 1 in 3^12)"
     assert {error_of(reply) for reply in failed} == {("wait", "remote-server-timeout")}
+    print(f"without instance names, {len(failed)} of 12 outbound queries timed out")
