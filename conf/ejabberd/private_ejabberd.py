@@ -23,13 +23,10 @@ listener (without a certfile of its own every handshake is reset and nothing is 
 from __future__ import annotations
 
 import argparse
-import atexit
-import errno
 import json
 import os
 import re
 import signal
-import socket
 import string
 import subprocess
 import sys
@@ -37,28 +34,24 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
-from typing import Self
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # conf/, when this runs as a script
+from private_server import LOOPBACK, POLL_INTERVAL, PrivateServer, free_port
+
+__all__ = ["COMPONENT_JID", "VIRTUAL_HOST", "PrivateEjabberd", "free_port"]
 
 TEMPLATE = Path(__file__).resolve().with_name("ejabberd.yml.template")
 """Rendered per run into ``directory/ejabberd.yml``."""
 
 VIRTUAL_HOST = "localhost"
 COMPONENT_JID = "iq.localhost"
-LOOPBACK = "127.0.0.1"
 
 ERL = "erl"
 EJABBERDCTL = Path("/usr/sbin/ejabberdctl")
 DEFAULT_ERL_LIBS = "/usr/lib/x86_64-linux-gnu"
 """Where Debian's ejabberd keeps its own OTP applications (ejabberdctl sets ERL_LIBS to it)."""
 
-START_TIMEOUT = 15.0
-"""ejabberd is ready about 0.9 s after erl starts here; the bound only catches broken starts."""
-STOP_TIMEOUT = 10.0
-"""SIGTERM makes the VM run init:stop(); ejabberd needs about 1-3 s for it."""
 CHILD_EXIT_TIMEOUT = 2.0
-POLL_INTERVAL = 0.05
-LOG_TAIL_LINES = 30
 
 _STARTED = "is started in the node"
 _ACCEPTING = "Start accepting {transport} connections at {host}:{port} for {module}"
@@ -81,28 +74,6 @@ _SCRUBBED_ENV = (
     "CONTRIB_MODULES_CONF_DIR",
 )
 
-_running: set[PrivateEjabberd] = set()
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
-
-
-def port_in_use(port: int) -> bool:
-    """Tell whether something already listens on 127.0.0.1:port (TIME_WAIT does not count)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((LOOPBACK, port))
-        except OSError as error:
-            if error.errno == errno.EADDRINUSE:
-                return True
-            raise
-    return False
-
 
 def erl_libs() -> str:
     """ERL_LIBS as Debian's ejabberdctl sets it, or the Debian default."""
@@ -112,22 +83,6 @@ def erl_libs() -> str:
         return DEFAULT_ERL_LIBS
     match = re.search(r"^ERL_LIBS=['\"]?([^'\"\n]+)['\"]?$", text, re.MULTILINE)
     return match.group(1) if match else DEFAULT_ERL_LIBS
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection((LOOPBACK, port), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
-def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return f"({path} is missing)"
-    return "\n".join(text.splitlines()[-lines:]) or f"({path} is empty)"
 
 
 def _start_time(pid: int) -> str | None:
@@ -168,13 +123,18 @@ def _descendants(pid: int) -> dict[int, str]:
     return found
 
 
-class PrivateEjabberd:
+class PrivateEjabberd(PrivateServer):
     """One ejabberd (one Erlang VM) on loopback ports, with its config and spool in ``directory``.
 
-    start() returns only when the VM reports ejabberd started and every listener accepts;
-    stop() signals only the VM that start() launched, and then makes sure the helper
+    start() returns only when the VM reports ejabberd started and every listener accepts
+    (about 0.9 s after erl starts here); stop() signals only the VM that start() launched
+    (SIGTERM makes it run init:stop(), which takes 1-3 s), and then makes sure the helper
     programs the VM ran (erl_child_setup, inet_gethost, memsup, eimp) are gone too.
     """
+
+    name = "ejabberd"
+    start_timeout = 15.0
+    stop_timeout = 10.0
 
     def __init__(
         self,
@@ -193,7 +153,7 @@ class PrivateEjabberd:
             raise ValueError("tls_port and tls_certfile go together")
         if not component_names:
             raise ValueError("at least one component name is needed")
-        self.directory = Path(directory).resolve()
+        super().__init__(directory)
         self.c2s_port = c2s_port
         self.component_port = component_port
         self.secret = secret
@@ -206,7 +166,6 @@ class PrivateEjabberd:
         # debug also logs "Route unregistered: NAME" when a component connection goes away,
         # the only trace of it (nothing is logged at info).
         self.loglevel = loglevel
-        self._process: subprocess.Popen[bytes] | None = None
         # The VM's helper programs as last seen (pid -> start time): they outlive a VM
         # that exits by itself, and are reparented to init, so they cannot be found later.
         self._helpers: dict[int, str] = {}
@@ -226,18 +185,6 @@ class PrivateEjabberd:
     def log_path(self) -> Path:
         """ejabberd's own log (error.log is written next to it)."""
         return self.directory / "ejabberd.log"
-
-    @property
-    def output_path(self) -> Path:
-        """The VM's stdout and stderr: config errors and early crashes end up here."""
-        return self.directory / "ejabberd.out"
-
-    @property
-    def pid(self) -> int | None:
-        """The pid of the running VM (beam.smp: erl execs into it), or None."""
-        if self._process is None or self._process.poll() is not None:
-            return None
-        return self._process.pid
 
     @property
     def ports(self) -> list[int]:
@@ -300,37 +247,10 @@ class PrivateEjabberd:
 
     # -- life cycle ------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Render the config, launch the VM and wait until ejabberd is started and listening.
-
-        Raises RuntimeError, with the tails of the log and of the VM's output, if a port
-        is taken, if the VM exits, or if it is not ready within START_TIMEOUT seconds.
-        """
-        if self.pid is not None:
-            raise RuntimeError(f"ejabberd is already running (pid {self.pid})")
-        for port in self.ports:
-            if port_in_use(port):
-                raise RuntimeError(f"port {port} on {LOOPBACK} is already in use")
+    def prepare(self) -> None:
         self.write_config()
-        log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        with self.output_path.open("ab") as output:
-            self._process = subprocess.Popen(
-                self.command(),
-                env=self.environment(),
-                cwd=self.directory,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        _running.add(self)
-        try:
-            self._wait_until_ready(log_offset)
-        except BaseException:
-            self.stop()
-            raise
 
-    def _expected_lines(self) -> list[str]:
+    def ready(self, log: str) -> bool:
         expected = [
             _ACCEPTING.format(transport="TCP", host=LOOPBACK, port=self.c2s_port, module="ejabberd_c2s"),
             _ACCEPTING.format(transport="TCP", host=LOOPBACK, port=self.component_port, module="ejabberd_service"),
@@ -340,65 +260,20 @@ class PrivateEjabberd:
             expected.append(
                 _ACCEPTING.format(transport="TLS", host=LOOPBACK, port=self.tls_port, module="ejabberd_service")
             )
-        return expected
+        return _STARTED in log and all(line in log for line in expected)
 
-    def _wait_until_ready(self, log_offset: int) -> None:
-        assert self._process is not None
-        expected = self._expected_lines()
-        waiting = set(self.ports)
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            status = self._process.poll()
-            if status is not None:
-                self._fail(f"ejabberd exited with status {status} while starting")
-            self._helpers.update(_descendants(self._process.pid))
-            log = self._read_log(log_offset)
-            if _BIND_FAILED.search(log):
-                self._fail("ejabberd could not open a listener")
-            if _STARTED in log and all(line in log for line in expected):
-                waiting = {port for port in waiting if not _accepts(port)}
-                if not waiting:
-                    return
-            if time.monotonic() > deadline:
-                self._fail(f"ejabberd was not ready after {START_TIMEOUT:g} s")
-            time.sleep(POLL_INTERVAL)
+    def bind_failed(self, log: str) -> bool:
+        return _BIND_FAILED.search(log) is not None
 
-    def _read_log(self, offset: int) -> str:
-        try:
-            with self.log_path.open("rb") as log:
-                log.seek(offset)
-                return log.read().decode(errors="replace")
-        except FileNotFoundError:
-            return ""
+    def starting(self, process: subprocess.Popen[bytes]) -> None:
+        self._helpers.update(_descendants(process.pid))
 
-    def _fail(self, reason: str) -> None:
-        self.stop()
-        raise RuntimeError(
-            f"{reason}.\n--- {self.log_path}:\n{_tail(self.log_path)}"
-            f"\n--- {self.output_path}:\n{_tail(self.output_path)}"
-        )
-
-    def stop(self) -> None:
-        """Stop the VM: SIGTERM (init:stop), then SIGKILL after STOP_TIMEOUT. Safe to repeat.
-
-        The VM's helper programs each run in a session of their own, so a process-group
+    def stopped(self, process: subprocess.Popen[bytes]) -> None:
+        """The VM's helper programs each run in a session of their own, so a process-group
         signal would not reach them; they exit by themselves once the VM is gone. Any that
         are still there after CHILD_EXIT_TIMEOUT are killed, recognised by pid *and* start
-        time so that a recycled pid is never hit.
-        """
-        process, self._process = self._process, None
-        _running.discard(self)
-        if process is None:
-            return
+        time so that a recycled pid is never hit."""
         helpers, self._helpers = self._helpers, {}
-        if process.poll() is None:
-            helpers.update(_descendants(process.pid))
-            process.terminate()
-            try:
-                process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
         deadline = time.monotonic() + CHILD_EXIT_TIMEOUT
         while True:
             helpers = {pid: started for pid, started in helpers.items() if _start_time(pid) == started}
@@ -410,11 +285,6 @@ class PrivateEjabberd:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-
-    def restart(self) -> None:
-        """Stop and start again on the same ports; the spool (accounts) is kept."""
-        self.stop()
-        self.start()
 
     # -- accounts --------------------------------------------------------------------
 
@@ -442,24 +312,6 @@ class PrivateEjabberd:
             status, body = self._api("change_password", {"user": user, "host": host, "newpass": password})
         if status != 200:
             raise RuntimeError(f"registering {user}@{host} through mod_http_api failed with HTTP {status}: {body}")
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-@atexit.register
-def _stop_all() -> None:
-    for server in list(_running):
-        server.stop()
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

@@ -24,17 +24,16 @@ listener once the handshake is done (mod_net_multiplex's ``ssl_ports``).
 from __future__ import annotations
 
 import argparse
-import atexit
-import errno
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
-from types import TracebackType
-from typing import Self
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # conf/, when this runs as a script
+from private_server import LOOPBACK, PrivateServer, free_port, port_in_use
+
+__all__ = ["COMPONENT_JID", "LOOPBACK", "VIRTUAL_HOST", "PrivateProsody", "free_port", "port_in_use"]
 
 DEFAULT_CONFIG = Path(__file__).resolve().with_name("prosody.cfg.lua")
 """The shared config; it takes everything run-specific from the environment."""
@@ -45,76 +44,24 @@ VIRTUAL_HOST = "localhost"
 COMPONENT_JID = "iq.localhost"
 """The external component's name defined in the config."""
 
-LOOPBACK = "127.0.0.1"
-START_TIMEOUT = 10.0
-"""Prosody starts in about 0.1 s here; the bound only keeps a broken start from hanging."""
 STOP_TIMEOUT = 5.0
-POLL_INTERVAL = 0.02
-LOG_TAIL_LINES = 30
 
 # Prosody keeps running when it cannot bind a port (it only logs this), and another
 # program may then be answering on that port; so a start is only good when Prosody's
-# own log shows both listeners.
+# own log shows every listener.
 _BIND_FAILED = "Failed to open server port"
 _ACTIVATED = "Activated service '{service}' on [{host}]:{port}"
 
-# Instances with a live process, stopped at interpreter exit so that a test run
-# that forgets stop() (or dies on an exception) leaves no Prosody behind. A plain
-# set, not a weak one: an instance dropped while running must still be stopped.
-_running: set[PrivateProsody] = set()
 
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago.
-
-    The kernel picks it (bind to port 0), which keeps parallel test runs apart. Another
-    process may still take it before Prosody binds it; start() detects that.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
-
-
-def port_in_use(port: int) -> bool:
-    """Tell whether something already listens on 127.0.0.1:port.
-
-    Binding with SO_REUSEADDR, as Prosody does, ignores connections left in TIME_WAIT
-    by a previous run, so a restart on the same port is not mistaken for a clash.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((LOOPBACK, port))
-        except OSError as error:
-            if error.errno == errno.EADDRINUSE:
-                return True
-            raise
-    return False
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection((LOOPBACK, port), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
-def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return f"({path} is missing)"
-    return "\n".join(text.splitlines()[-lines:]) or f"({path} is empty)"
-
-
-class PrivateProsody:
+class PrivateProsody(PrivateServer):
     """One Prosody process on loopback ports, with its data in ``directory``.
 
     start() returns only when clients and the component can connect; stop() signals
     only the process that start() launched, never anything found by name, so parallel
-    runs and a system Prosody are safe.
+    runs and a system Prosody are safe. Prosody starts in about 0.1 s here.
     """
+
+    name = "Prosody"
 
     def __init__(
         self,
@@ -129,9 +76,7 @@ class PrivateProsody:
     ) -> None:
         if tls_port is not None and (tls_certificate is None or tls_key is None):
             raise ValueError("tls_port needs tls_certificate and tls_key")
-        # Absolute, because Prosody runs with the directory as its working directory
-        # and the config builds every path from it.
-        self.directory = Path(directory).resolve()
+        super().__init__(directory)  # the config builds every path from the (absolute) directory
         self.c2s_port = c2s_port
         self.component_port = component_port
         self.secret = secret
@@ -140,24 +85,11 @@ class PrivateProsody:
         # Absolute too: Prosody resolves relative certificate paths against the config's directory.
         self.tls_certificate = Path(tls_certificate).resolve() if tls_certificate is not None else None
         self.tls_key = Path(tls_key).resolve() if tls_key is not None else None
-        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def log_path(self) -> Path:
         """Prosody's own log (the config writes it here)."""
         return self.directory / "prosody.log"
-
-    @property
-    def output_path(self) -> Path:
-        """Prosody's stdout and stderr: config errors and crashes end up here."""
-        return self.directory / "prosody.out"
-
-    @property
-    def pid(self) -> int | None:
-        """The pid of the running Prosody, or None when it is not running."""
-        if self._process is None or self._process.poll() is not None:
-            return None
-        return self._process.pid
 
     @property
     def ports(self) -> list[int]:
@@ -166,6 +98,9 @@ class PrivateProsody:
         if self.tls_port is not None:
             ports.append(self.tls_port)
         return ports
+
+    def command(self) -> list[str]:
+        return ["prosody", "--config", str(self.config), "-F"]
 
     def environment(self) -> dict[str, str]:
         """The environment that Prosody and prosodyctl read the config with."""
@@ -189,41 +124,7 @@ class PrivateProsody:
             )
         return environment
 
-    def start(self) -> None:
-        """Launch Prosody and wait until its ports (two, or three with TLS) accept connections.
-
-        Raises RuntimeError, with the tail of Prosody's log, if a port is taken, if
-        Prosody exits, or if it is not ready within START_TIMEOUT seconds.
-        """
-        if self.pid is not None:
-            raise RuntimeError(f"Prosody is already running (pid {self.pid})")
-        for port in self.ports:
-            if port_in_use(port):
-                raise RuntimeError(f"port {port} on {LOOPBACK} is already in use")
-        self.directory.mkdir(parents=True, exist_ok=True)
-        # The log is appended to across restarts; only read what this start writes.
-        log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        with self.output_path.open("ab") as output:
-            self._process = subprocess.Popen(
-                ["prosody", "--config", str(self.config), "-F"],
-                env=self.environment(),
-                cwd=self.directory,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                # Its own session: a Ctrl-C in the terminal goes to the foreground
-                # process group only, and the caller decides when Prosody stops.
-                start_new_session=True,
-            )
-        _running.add(self)
-        try:
-            self._wait_until_ready(log_offset)
-        except BaseException:
-            self.stop()
-            raise
-
-    def _wait_until_ready(self, log_offset: int) -> None:
-        assert self._process is not None
+    def ready(self, log: str) -> bool:
         expected = [
             _ACTIVATED.format(service="c2s", host=LOOPBACK, port=self.c2s_port),
             _ACTIVATED.format(service="component", host=LOOPBACK, port=self.component_port),
@@ -231,57 +132,10 @@ class PrivateProsody:
         if self.tls_port is not None:
             # mod_net_multiplex's TLS service; it hands component streams to mod_component.
             expected.append(_ACTIVATED.format(service="multiplex_ssl", host=LOOPBACK, port=self.tls_port))
-        waiting = set(self.ports)
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            status = self._process.poll()
-            if status is not None:
-                self._fail(f"Prosody exited with status {status} while starting")
-            log = self._read_log(log_offset)
-            if _BIND_FAILED in log:
-                self._fail("Prosody could not bind a port")
-            waiting = {port for port in waiting if not _accepts(port)}
-            if not waiting and all(line in log for line in expected):
-                return
-            if time.monotonic() > deadline:
-                self._fail(f"Prosody was not ready after {START_TIMEOUT:g} s")
-            time.sleep(POLL_INTERVAL)
+        return all(line in log for line in expected)
 
-    def _read_log(self, offset: int) -> str:
-        try:
-            with self.log_path.open("rb") as log:
-                log.seek(offset)
-                return log.read().decode(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def _fail(self, reason: str) -> None:
-        self.stop()
-        raise RuntimeError(
-            f"{reason}.\n--- {self.log_path}:\n{_tail(self.log_path)}"
-            f"\n--- {self.output_path}:\n{_tail(self.output_path)}"
-        )
-
-    def stop(self) -> None:
-        """Stop Prosody: SIGTERM, then SIGKILL after STOP_TIMEOUT. Safe to repeat."""
-        process, self._process = self._process, None
-        _running.discard(self)
-        if process is None:
-            return
-        # Popen only signals its own child, and not once it has been reaped, so a
-        # recycled pid can never be hit.
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-    def restart(self) -> None:
-        """Stop and start again on the same ports; accounts and data are kept."""
-        self.stop()
-        self.start()
+    def bind_failed(self, log: str) -> bool:
+        return _BIND_FAILED in log
 
     def register(self, user: str, host: str, password: str) -> None:
         """Create (or reset the password of) ``user@host`` with prosodyctl.
@@ -303,24 +157,6 @@ class PrivateProsody:
         if result.returncode != 0:
             output = (result.stdout + result.stderr).strip()
             raise RuntimeError(f"prosodyctl register {user} {host} failed with status {result.returncode}: {output}")
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-@atexit.register
-def _stop_all() -> None:
-    for prosody in list(_running):
-        prosody.stop()
 
 
 class _Terminated(Exception):
