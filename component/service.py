@@ -48,6 +48,10 @@ class Component(MultiService):
     ``not-authorized`` or ``host-unknown`` stops the process with exit status
     78 (EX_CONFIG): retrying cannot fix a wrong name or secret. Once it has
     been authenticated, every failure is retried with backoff.
+
+    With ``instance_jid`` configured it keeps a second stream under that name
+    (a ``_Link`` each): outbound queries go out on it, so that their responses
+    reach this process even when other processes share ``jid``.
     """
 
     log = Logger()
@@ -108,7 +112,7 @@ class Component(MultiService):
         if settings.instance_jid is not None:
             instance_endpoint = instance_endpoint or endpoints.clientFromString(reactor, settings.server)
             self.instance_link = _Link(self, settings.instance_jid, "component.instance_jid", instance_endpoint, jitter)
-        self._links = {link.jid: link for link in (self.link, self.instance_link) if link is not None}
+        self.links = (self.link,) if self.instance_link is None else (self.link, self.instance_link)
         if settings.metrics_endpoint:
             metrics_service(self.metrics, settings.metrics_endpoint).setServiceParent(self)
 
@@ -214,7 +218,7 @@ class Component(MultiService):
         self.log.warn("Shutting down with {count} request(s) unanswered", count=self.router.in_flight)
 
     def _close_stream(self) -> None:
-        for link in self._links.values():
+        for link in self.links:
             link.close()
 
     @property
