@@ -14,6 +14,7 @@ with the server's certificate checked against the suite's own CA.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,3 +108,16 @@ class XmppServer:
     def register(self, user: str, password: str) -> None:
         """Create ``user@localhost`` (or reset its password)."""
         self.launcher.register(user, HOSTNAME, password)
+
+
+def wait_for_log(path: Path, text: str, offset: int = 0, timeout: float = 10.0) -> str:
+    """Wait until the server log at ``path`` shows ``text`` after character ``offset``; return that part.
+
+    Servers have no way to notify a test, and ejabberd writes a line 50-150 ms after the
+    event: poll the file, bounded by ``timeout``.
+    """
+    deadline = time.monotonic() + timeout
+    while text not in (log := path.read_text(errors="replace")[offset:]):
+        assert time.monotonic() < deadline, f"{path} did not show {text!r} within {timeout} s"
+        time.sleep(0.02)
+    return log

@@ -26,7 +26,7 @@ import pytest
 
 from tests.integration.conftest import BUNDLED, PASSWORD, USER
 from tests.integration.processes import ComponentProcess, write_config
-from tests.integration.servers import XmppServer
+from tests.integration.servers import XmppServer, wait_for_log
 from tests.integration.xmpp_client import XmppClient, error_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.servers("ejabberd-tcp", "ejabberd-tls")]
@@ -137,13 +137,6 @@ def whoami(client: XmppClient, count: int) -> Counter:
     return answered_by(client.iqs([f"<whoami xmlns='{NS}'/>"] * count))
 
 
-def wait_for_server_log(server: XmppServer, offset: int, text: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in server.log_path.read_text(errors="replace")[offset:]:
-        assert time.monotonic() < deadline, f"ejabberd never logged {text!r} within {timeout} s"
-        time.sleep(0.02)
-
-
 def test_three_instances_under_one_name_each_answer_a_share(start_instances, client, record_property):
     start_instances()
     split = whoami(client, 60)
@@ -160,8 +153,8 @@ def test_when_one_instance_is_killed_the_others_answer_every_later_request(serve
     offset = len(server.log_path.read_text(errors="replace"))
     processes[2].process.send_signal(signal.SIGKILL)
     processes[2].wait()
-    wait_for_server_log(server, offset, f"Route unregistered: {INSTANCES[2]}")
-    wait_for_server_log(server, offset, f"Route unregistered: {SHARED}")
+    wait_for_log(server.log_path, f"Route unregistered: {INSTANCES[2]}", offset)
+    wait_for_log(server.log_path, f"Route unregistered: {SHARED}", offset)
 
     split = whoami(client, 60)
     assert set(split) == set(INSTANCES[:2])
@@ -233,8 +226,8 @@ def test_an_instance_stopped_with_sigterm_answers_what_it_holds_and_the_others_t
     assert [reply is not None and reply.get("type") for reply in replies] == ["result"] * len(tokens)
     finished_by = {token: reply.find(f"{{{NS}}}done").get("by") for token, reply in zip(tokens, replies, strict=True)}
     assert finished_by == held
-    wait_for_server_log(server, offset, f"Route unregistered: {stopped_name}")
-    wait_for_server_log(server, offset, f"Route unregistered: {SHARED}")
+    wait_for_log(server.log_path, f"Route unregistered: {stopped_name}", offset)
+    wait_for_log(server.log_path, f"Route unregistered: {SHARED}", offset)
     split = whoami(client, 30)
     assert set(split) == set(INSTANCES) - {stopped_name} and sum(split.values()) == 30
 

@@ -1,8 +1,9 @@
-"""Direct TLS to Prosody (XEP-0114 has no STARTTLS): a ``tls:`` endpoint with certificate verification.
+"""Direct TLS (XEP-0114 has no STARTTLS): a ``tls:`` endpoint with certificate verification, on each server.
 
-Prosody listens for TLS from the first byte on a port of mod_net_multiplex (``ssl_ports``),
-with a certificate this module makes with its own throwaway CA, and hands the stream to the
-component listener once the TLS handshake is done. The component connects with Twisted's
+Prosody listens for TLS from the first byte on a port of mod_net_multiplex (``ssl_ports``) and
+hands the stream to the component listener once the TLS handshake is done; ejabberd has an
+``ejabberd_service`` listener with ``tls: true`` and its own ``certfile``. Both serve a
+certificate this module makes with its own throwaway CA. The component connects with Twisted's
 ``tls:host=...:port=...:trustRoots=...`` endpoint, which verifies the chain against the
 trust roots and the name against ``host`` (service_identity).
 
@@ -23,10 +24,12 @@ from xml.etree import ElementTree
 
 import pytest
 
+from private_ejabberd import PrivateEjabberd
 from private_prosody import LOOPBACK, PrivateProsody, free_port
 from tests.integration.certificates import make_authority, make_server_certificate
 from tests.integration.conftest import BUNDLED, PASSWORD, USER
 from tests.integration.processes import ComponentProcess
+from tests.integration.servers import wait_for_log
 from tests.integration.xmpp_client import XmppClient
 
 pytestmark = pytest.mark.integration
@@ -47,10 +50,17 @@ TLS_HANDSHAKE_RECORD = b"\x16\x03"
 # Plaintext XEP-0114 that must never be on the wire: the stream header and its namespace.
 CLEARTEXT_MARKERS = (b"jabber:component:accept", b"<stream", b"iq.localhost")
 
+KINDS = ("prosody", "ejabberd")
 # Prosody logs this (info level) as soon as its component listener gets a connection, whether
 # plaintext on the component port or routed there from the TLS port by the stream header.
 COMPONENT_CONNECTION = "Incoming Jabber component connection"
-COMPONENT_AUTHENTICATED = "External component successfully authenticated"
+# What each server logs (info level) when a component authenticates.
+COMPONENT_AUTHENTICATED = {
+    "prosody": "External component successfully authenticated",
+    "ejabberd": "Accepted external component handshake authentication for iq.localhost",
+}
+# ejabberd logs every accepted TCP connection, on any listener, as "... -> 127.0.0.1:PORT".
+EJABBERD_CONNECTION = "Accepted connection 127.0.0.1:"
 LOG_TIMEOUT = 10.0
 LOG_POLL = 0.02
 
@@ -86,33 +96,44 @@ def pki(tmp_path_factory) -> Pki:
     )
 
 
-def start_prosody(tmp_path_factory, secret_file: Path, certificate: Path, key: Path) -> PrivateProsody:
-    server = PrivateProsody(
-        tmp_path_factory.mktemp("prosody-tls"),
-        c2s_port=free_port(),
-        component_port=free_port(),
-        secret=secret_file.read_text(),
-        tls_port=free_port(),
-        tls_certificate=certificate,
-        tls_key=key,
-    )
+Server = PrivateProsody | PrivateEjabberd
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def kind(request) -> str:
+    return request.param
+
+
+def start_server(kind: str, directory: Path, secret_file: Path, certificate: Path, key: Path) -> Server:
+    common = {"c2s_port": free_port(), "component_port": free_port(), "secret": secret_file.read_text()}
+    if kind == "prosody":
+        server = PrivateProsody(directory, **common, tls_port=free_port(), tls_certificate=certificate, tls_key=key)
+    else:
+        certfile = directory / "certfile.pem"  # ejabberd's certfile: the certificate and its key in one file
+        directory.mkdir(parents=True, exist_ok=True)
+        certfile.write_bytes(certificate.read_bytes() + key.read_bytes())
+        server = PrivateEjabberd(directory, **common, tls_port=free_port(), tls_certfile=certfile)
     server.start()
     return server
 
 
 @pytest.fixture(scope="module")
-def tls_prosody(tmp_path_factory, secret_file, pki):
-    """Prosody whose TLS port serves a certificate for ``localhost`` from our CA."""
-    server = start_prosody(tmp_path_factory, secret_file, pki.server_certificate, pki.server_key)
+def tls_server(kind, tmp_path_factory, secret_file, pki):
+    """The server whose TLS port serves a certificate for ``localhost`` from our CA."""
+    server = start_server(
+        kind, tmp_path_factory.mktemp(f"{kind}-tls"), secret_file, pki.server_certificate, pki.server_key
+    )
     server.register(USER, "localhost", PASSWORD)
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="module")
-def wrong_name_prosody(tmp_path_factory, secret_file, pki):
-    """Prosody whose TLS port serves a certificate for ``other.example``, also from our CA."""
-    server = start_prosody(tmp_path_factory, secret_file, pki.other_name_certificate, pki.other_name_key)
+def wrong_name_server(kind, tmp_path_factory, secret_file, pki):
+    """The server whose TLS port serves a certificate for ``other.example``, also from our CA."""
+    server = start_server(
+        kind, tmp_path_factory.mktemp(f"{kind}-wrong-name"), secret_file, pki.other_name_certificate, pki.other_name_key
+    )
     yield server
     server.stop()
 
@@ -139,8 +160,8 @@ directories = ["{BUNDLED}"]
 
 
 @pytest.fixture(scope="module")
-def tls_component(tmp_path_factory, tls_prosody, secret_file, pki):
-    server = tls_endpoint(tls_prosody.tls_port, pki.trusted_roots)
+def tls_component(tmp_path_factory, tls_server, secret_file, pki):
+    server = tls_endpoint(tls_server.tls_port, pki.trusted_roots)
     config = write_tls_config(tmp_path_factory.mktemp("tls-config") / "iqresponder.toml", server, secret_file)
     process = ComponentProcess(config)
     process.wait_for_log("Authenticated as iq.localhost")
@@ -149,17 +170,17 @@ def tls_component(tmp_path_factory, tls_prosody, secret_file, pki):
 
 
 @pytest.fixture(scope="module")
-def tls_client(tls_prosody, tls_component):
+def tls_client(tls_server, tls_component):
     # Plaintext c2s on the normal port: only the component's link to the server is TLS here.
-    session = XmppClient(f"{USER}@localhost/tls", PASSWORD, tls_prosody.c2s_port)
+    session = XmppClient(f"{USER}@localhost/tls", PASSWORD, tls_server.c2s_port)
     yield session
     session.close()
 
 
-def test_authenticates_over_tls_with_a_certificate_from_the_trusted_ca(tls_prosody, tls_component):
+def test_authenticates_over_tls_with_a_certificate_from_the_trusted_ca(kind, tls_server, tls_component):
     line = tls_component.wait_for_log("Authenticated as iq.localhost")
-    assert f"to tls:host={HOSTNAME}:port={tls_prosody.tls_port}:" in line
-    assert COMPONENT_AUTHENTICATED in tls_prosody.log_path.read_text()
+    assert f"to tls:host={HOSTNAME}:port={tls_server.tls_port}:" in line
+    wait_for_log(tls_server.log_path, COMPONENT_AUTHENTICATED[kind])
 
 
 def test_a_ping_is_answered_through_the_tls_link(tls_client):
@@ -172,7 +193,7 @@ class RecordingRelay:
     """A TCP relay on 127.0.0.1 to ``target_port`` that keeps every byte the connecting side sends.
 
     It sees what goes over the wire and nothing more: TLS stays end to end between the
-    component and Prosody.
+    component and the server.
     """
 
     def __init__(self, target_port: int) -> None:
@@ -253,68 +274,74 @@ def read_from(path: Path, offset: int) -> str:
         return log.read().decode(errors="replace")
 
 
-def prosody_log_after(prosody: PrivateProsody, offset: int) -> str:
-    """Prosody's log from ``offset`` on, once Prosody has handled everything sent to it before this call.
+def server_log_after(server: Server, offset: int) -> str:
+    """The server's log from ``offset`` on, once it has handled everything sent to it before this call.
 
-    The barrier is one plaintext TCP connection to the component port: Prosody logs it at once
-    (COMPONENT_CONNECTION), after any connection that reached that port or Prosody's TLS port
-    earlier. It also shows that a plaintext connection to the component port would be in this log.
+    The barrier is one plaintext TCP connection to the component port, which the server logs at
+    once (Prosody's COMPONENT_CONNECTION, ejabberd's EJABBERD_CONNECTION to that port), after any
+    connection that reached it earlier. For Prosody it also shows that a plaintext connection to
+    the component port would be in this log.
     """
-    with socket.create_connection((LOOPBACK, prosody.component_port), timeout=5):
+    barrier = COMPONENT_CONNECTION if isinstance(server, PrivateProsody) else f" -> {LOOPBACK}:{server.component_port}"
+    with socket.create_connection((LOOPBACK, server.component_port), timeout=5):
         deadline = time.monotonic() + LOG_TIMEOUT
-        # Prosody has no way to notify us: poll its log file, bounded by LOG_TIMEOUT.
-        while COMPONENT_CONNECTION not in (log := read_from(prosody.log_path, offset)):
-            assert time.monotonic() < deadline, f"Prosody did not log the barrier connection:\n{log}"
+        # The servers have no way to notify us: poll the log file, bounded by LOG_TIMEOUT.
+        while barrier not in (log := read_from(server.log_path, offset)):
+            assert time.monotonic() < deadline, f"the server did not log the barrier connection:\n{log}"
             time.sleep(LOG_POLL)
     return log
 
 
 @dataclass(frozen=True)
 class FailedAttempt:
+    kind: str
     name: str
     server: str
-    """The component's only endpoint: the relay in front of Prosody's TLS port."""
+    """The component's only endpoint: the relay in front of the server's TLS port."""
     failure_line: str
     component_log: str
     sent: list[bytes]
     """Every byte the component sent, per TCP connection."""
-    prosody_log: str
-    """Prosody's log while the component ran, up to and including the barrier connection."""
+    server_log: str
+    """The server's log while the component ran, up to and including the barrier connection."""
 
 
 CASES = {
-    # The chain does not lead to the trust roots: Prosody's certificate is from our CA,
+    # The chain does not lead to the trust roots: the server's certificate is from our CA,
     # the component trusts only the unrelated one.
-    "untrusted": ("tls_prosody", "unrelated_roots", UNTRUSTED_REASON),
+    "untrusted": ("tls_server", "unrelated_roots", UNTRUSTED_REASON),
     # The chain is trusted, but the certificate is for other.example, not localhost.
-    "wrong-name": ("wrong_name_prosody", "trusted_roots", WRONG_NAME_REASON),
+    "wrong-name": ("wrong_name_server", "trusted_roots", WRONG_NAME_REASON),
 }
 
 
 @pytest.fixture(scope="module", params=sorted(CASES))
-def failed_attempt(request, tmp_path_factory, secret_file, pki) -> FailedAttempt:
-    prosody_fixture, roots, reason = CASES[request.param]
-    prosody: PrivateProsody = request.getfixturevalue(prosody_fixture)
-    # Prosody may log the connections PrivateProsody.start() made to check its ports after
-    # start() returned: let a first barrier pass them before the component starts.
-    prosody_log_after(prosody, prosody.log_path.stat().st_size)
-    offset = prosody.log_path.stat().st_size
-    relay = RecordingRelay(prosody.tls_port)
+def failed_attempt(request, kind, tmp_path_factory, secret_file, pki) -> FailedAttempt:
+    server_fixture, roots, reason = CASES[request.param]
+    xmpp_server: Server = request.getfixturevalue(server_fixture)
+    # The server may log the connections start() made to check its ports after start()
+    # returned: let a first barrier pass them before the component starts.
+    server_log_after(xmpp_server, xmpp_server.log_path.stat().st_size)
+    offset = xmpp_server.log_path.stat().st_size
+    relay = RecordingRelay(xmpp_server.tls_port)
     try:
         server = tls_endpoint(relay.port, getattr(pki, roots))
-        config = write_tls_config(tmp_path_factory.mktemp(request.param) / "iqresponder.toml", server, secret_file)
+        config = write_tls_config(
+            tmp_path_factory.mktemp(f"{kind}-{request.param}") / "iqresponder.toml", server, secret_file
+        )
         process = ComponentProcess(config)
         try:
             line = process.wait_for_log(reason)
         finally:
             process.stop()
         return FailedAttempt(
+            kind,
             request.param,
             server,
             line,
             process.log(),
             relay.connections(),
-            prosody_log_after(prosody, offset),
+            server_log_after(xmpp_server, offset),
         )
     finally:
         relay.stop()
@@ -329,7 +356,7 @@ def test_a_failed_verification_is_one_clear_log_line_naming_the_server_and_the_r
 
 def test_a_failed_verification_never_authenticates(failed_attempt):
     assert "Authenticated as" not in failed_attempt.component_log, failed_attempt.component_log
-    assert COMPONENT_AUTHENTICATED not in failed_attempt.prosody_log, failed_attempt.prosody_log
+    assert COMPONENT_AUTHENTICATED[failed_attempt.kind] not in failed_attempt.server_log, failed_attempt.server_log
 
 
 def test_a_failed_verification_sends_nothing_in_the_clear(failed_attempt):
@@ -341,14 +368,16 @@ def test_a_failed_verification_sends_nothing_in_the_clear(failed_attempt):
             assert marker not in sent, f"{marker!r} went over the wire in the clear: {sent!r}"
 
 
+@pytest.mark.parametrize("kind", ["prosody"], indirect=True)
 def test_a_failed_verification_sends_no_stream_header_at_all(failed_attempt):
     """Not even encrypted: Prosody's component listener saw no stream, only the test's own barrier connection.
 
     A header sent over TLS after a failed check would be routed to the component listener by
     mod_net_multiplex; a fallback to the plaintext component port would connect to it directly.
-    Either way Prosody would log one more COMPONENT_CONNECTION.
+    Either way Prosody would log one more COMPONENT_CONNECTION. (ejabberd logs nothing for a
+    stream header, so there is nothing to observe there; the wire test above covers both.)
     """
-    assert failed_attempt.prosody_log.count(COMPONENT_CONNECTION) == 1, failed_attempt.prosody_log
+    assert failed_attempt.server_log.count(COMPONENT_CONNECTION) == 1, failed_attempt.server_log
 
 
 def test_without_the_tls_variables_prosody_has_no_tls_port(tmp_path, secret_file, monkeypatch):
