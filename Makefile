@@ -7,6 +7,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 RUN_DIR := run
+# Where make run's private Prosody listens (127.0.0.1 only): clients, and the component.
+C2S_PORT ?= 5222
+COMPONENT_PORT ?= 5347
 
 export DEBIAN_FRONTEND := noninteractive
 
@@ -38,9 +41,10 @@ conf/secret.txt: | $(PY)
 
 run: setup
 	$(PY) conf/prosody/private_prosody.py --dir $(RUN_DIR)/prosody \
-	    --c2s-port 5222 --component-port 5347 --secret-file conf/secret.txt \
+	    --c2s-port $(C2S_PORT) --component-port $(COMPONENT_PORT) --secret-file conf/secret.txt \
 	    --user alice --password alice -- \
-	    $(VENV)/bin/twistd --nodaemon --pidfile= iqresponder --config conf/iqresponder.toml
+	    $(VENV)/bin/twistd --nodaemon --pidfile= iqresponder --config conf/iqresponder.toml \
+	    --server tcp:host=127.0.0.1:port=$(COMPONENT_PORT)
 
 test: setup ejabberd
 	$(PY) -m pytest

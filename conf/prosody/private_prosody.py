@@ -246,7 +246,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     for port in prosody.ports:
         if port_in_use(port):
-            sys.exit(f"port {port} on {LOOPBACK} is already in use")
+            sys.exit(
+                f"port {port} on {LOOPBACK} is already in use (by a system Prosody or ejabberd, perhaps); "
+                "stop it, or choose other ports with --c2s-port and --component-port "
+                "(make run C2S_PORT=... COMPONENT_PORT=...)"
+            )
 
     child: subprocess.Popen[bytes] | None = None
     previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
