@@ -14,7 +14,6 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import replace
-from functools import partial
 from typing import Any
 
 from twisted.application.service import MultiService
@@ -24,9 +23,8 @@ from twisted.logger import Logger
 from twisted.words.xish import domish
 
 from component.config import ConfigError, Overrides, Settings, load
-from component.connection import ComponentConnection
 from component.discovery import NS_DISCO_INFO, NS_DISCO_ITEMS, Discovery, parse_info, parse_items
-from component.keepalive import Keepalive
+from component.link import Link
 from component.loader import HandlerLoadError, HandlerModule, load_handlers
 from component.metrics import Metrics, NoMetrics, metrics_service
 from component.policy import AccessControl
@@ -50,7 +48,7 @@ class Component(MultiService):
     been authenticated, every failure is retried with backoff.
 
     With ``instance_jid`` configured it keeps a second stream under that name
-    (a ``_Link`` each): outbound queries go out on it, so that their responses
+    (a ``Link`` each, component/link.py): outbound queries go out on it, so that their responses
     reach this process even when other processes share ``jid``.
     """
 
@@ -102,16 +100,31 @@ class Component(MultiService):
         )
         self.disco = self._discovery(settings, registry)
         self.instance_jid = settings.instance_jid
+
         # One stream per name: the shared name, on which the server spreads requests across every
         # instance, and (when configured) this instance's own name, which outbound queries go out
         # under so that their responses come back to this process and no other.
-        endpoint = endpoint or endpoints.clientFromString(reactor, settings.server)
-        self.link = _Link(self, settings.jid, "component.jid", endpoint, jitter)
+        def link(jid: str, key: str, endpoint: Any) -> Link:
+            return Link(
+                jid,
+                key,
+                settings,
+                endpoint or endpoints.clientFromString(reactor, settings.server),
+                self.tracker,
+                self.router.receive,
+                self._refused,
+                self.server_domain,
+                reactor,
+                jitter,
+                self.metrics,
+                parent=self,
+            )
+
+        self.link = link(settings.jid, "component.jid", endpoint)
         self.connection = self.link.connection
         self.instance_link = None
         if settings.instance_jid is not None:
-            instance_endpoint = instance_endpoint or endpoints.clientFromString(reactor, settings.server)
-            self.instance_link = _Link(self, settings.instance_jid, "component.instance_jid", instance_endpoint, jitter)
+            self.instance_link = link(settings.instance_jid, "component.instance_jid", instance_endpoint)
         self.links = (self.link,) if self.instance_link is None else (self.link, self.instance_link)
         if settings.metrics_endpoint:
             metrics_service(self.metrics, settings.metrics_endpoint).setServiceParent(self)
@@ -293,7 +306,7 @@ class Component(MultiService):
             lambda reply: parse_items(_payload(reply, NS_DISCO_ITEMS))
         )
 
-    def _refused(self, link: _Link, condition: str, text: str | None) -> None:
+    def _refused(self, link: Link, condition: str, text: str | None) -> None:
         if condition in REFUSALS and not link.connection.ever_authenticated:
             self.log.critical(
                 "Stopping: {server} refused {jid} ({condition}) before ever accepting it; "
@@ -305,63 +318,6 @@ class Component(MultiService):
                 path=str(self.settings.path),
             )
             self._give_up(self._reactor, EX_CONFIG)
-
-
-class _Link:
-    """One name's connection to the server, with its keepalive and the queries sent under it."""
-
-    def __init__(self, component: Component, jid: str, key: str, endpoint: Any, jitter: Callable[[], float]) -> None:
-        settings = component.settings
-        self.component = component
-        self.jid = jid
-        self.key = key  # the configuration key that names it, for messages
-        self.stream: ComponentStream | None = None
-        self.keepalive = Keepalive(
-            partial(component.tracker.query, sender=jid),
-            component.server_domain,
-            settings.keepalive_interval,
-            settings.keepalive_timeout,
-            drop=self._drop,
-            clock=component._reactor,
-        )
-        self.connection = ComponentConnection(
-            jid=jid,
-            secret=settings.secret,
-            endpoint=endpoint,
-            server=settings.server,
-            route_iq=component.router.receive,
-            on_authenticated=self._authenticated,
-            on_lost=self._lost,
-            on_refused=lambda condition, text: component._refused(self, condition, text),
-            clock=component._reactor,
-            reconnect_max=settings.reconnect_max,
-            jitter=jitter,
-            handshake_timeout=settings.keepalive_timeout,
-            limits=settings.limits,
-            metrics=component.metrics,
-        )
-        self.connection.setServiceParent(component)
-
-    def _authenticated(self, stream: ComponentStream) -> None:
-        self.stream = stream
-        self.keepalive.start()
-
-    def _lost(self, reason: str) -> None:
-        self.stream = None
-        self.keepalive.stop()
-        self.component.tracker.fail_all(
-            f"lost the connection to {self.component.settings.server}: {reason}", sent_from=self.jid
-        )
-
-    def _drop(self) -> None:
-        if self.stream is not None:
-            self.stream.transport.abortConnection()
-
-    def close(self) -> None:
-        """End the stream politely (``</stream:stream>``); the connection closes when the service stops."""
-        self.keepalive.stop()
-        if self.stream is not None:
-            self.stream.sendFooter()
 
 
 def _disco_query(namespace: str, node: str | None) -> domish.Element:

@@ -1,0 +1,96 @@
+"""One name's stream to the server: its connection, its keepalive, and the queries sent under it.
+
+A component has one link under its own name (``component.jid``) and, when it shares that
+name with other processes, a second under the instance's own name (``component.instance_jid``)
+for its outbound queries. Each link reconnects, pings the server and fails its own pending
+queries on its own, so losing one stream never disturbs the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from twisted.application.service import IServiceCollection
+from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+
+from component.config import Settings
+from component.connection import ComponentConnection
+from component.keepalive import Keepalive
+from component.stream import ComponentStream
+from component.tracker import Tracker
+
+
+class Link:
+    """The stream under ``jid``; ``key`` is the configuration key that names it, for messages.
+
+    ``stream`` is the authenticated stream, or ``None`` while there is none.
+    ``on_refused(link, condition, text)`` hears of the server refusing the name.
+    """
+
+    def __init__(
+        self,
+        jid: str,
+        key: str,
+        settings: Settings,
+        endpoint: IStreamClientEndpoint,
+        tracker: Tracker,
+        route_iq: Callable[..., None],
+        on_refused: Callable[[Link, str, str | None], None],
+        server_domain: str,
+        clock: IReactorTime,
+        jitter: Callable[[], float],
+        metrics: Any,
+        parent: IServiceCollection,
+    ) -> None:
+        self.jid = jid
+        self.key = key
+        self.stream: ComponentStream | None = None
+        self._tracker = tracker
+        self._server = settings.server
+        self.keepalive = Keepalive(
+            partial(tracker.query, sender=jid),
+            server_domain,
+            settings.keepalive_interval,
+            settings.keepalive_timeout,
+            drop=self._drop,
+            clock=clock,
+        )
+        self.connection = ComponentConnection(
+            jid=jid,
+            secret=settings.secret,
+            endpoint=endpoint,
+            server=settings.server,
+            route_iq=route_iq,
+            on_authenticated=self._authenticated,
+            on_lost=self._lost,
+            on_refused=lambda condition, text: on_refused(self, condition, text),
+            clock=clock,
+            reconnect_max=settings.reconnect_max,
+            jitter=jitter,
+            handshake_timeout=settings.keepalive_timeout,
+            limits=settings.limits,
+            metrics=metrics,
+        )
+        self.connection.setServiceParent(parent)
+
+    def _authenticated(self, stream: ComponentStream) -> None:
+        self.stream = stream
+        self.keepalive.start()
+
+    def _lost(self, reason: str) -> None:
+        self.stream = None
+        self.keepalive.stop()
+        # Responses to the queries sent under this name could only come back on this stream.
+        self._tracker.fail_all(f"lost the connection to {self._server}: {reason}", sent_from=self.jid)
+
+    def _drop(self) -> None:
+        if self.stream is not None:
+            self.stream.transport.abortConnection()
+
+    def close(self) -> None:
+        """End the stream politely (``</stream:stream>``); the connection closes when the service stops."""
+        self.keepalive.stop()
+        if self.stream is not None:
+            self.stream.sendFooter()
