@@ -76,7 +76,9 @@ class ComponentConnection(Service):
 
     ``on_authenticated(stream)`` and ``on_lost(reason)`` tell the owner when
     the stream can and cannot be used; ``on_refused(condition, text)`` reports
-    the server refusing the component's name or secret.
+    the server refusing the component's name or secret, and
+    ``on_replaced(text)`` the server closing an authenticated stream with
+    ``conflict`` because another connection took the name.
     """
 
     log = Logger()
@@ -92,6 +94,7 @@ class ComponentConnection(Service):
         on_lost: Callable[[str], None],
         on_refused: Callable[[str, str | None], None],
         clock: IReactorTime,
+        on_replaced: Callable[[str | None], None] = lambda text: None,
         reconnect_max: float = 60.0,
         jitter: Callable[[], float] = random.random,
         handshake_timeout: float = 20.0,
@@ -109,6 +112,7 @@ class ComponentConnection(Service):
         self._on_authenticated = on_authenticated
         self._on_lost = on_lost
         self._on_refused = on_refused
+        self._on_replaced = on_replaced
         self._backoff = backoffPolicy(INITIAL_RETRY_DELAY, reconnect_max, 2.0, jitter)
         self.attempts_since_authenticated = 0
         self.ever_authenticated = False
@@ -183,6 +187,8 @@ class ComponentConnection(Service):
                 condition=condition,
                 text=f" ({text})" if text else "",
             )
+            if condition == "conflict":
+                self._on_replaced(text)
         else:
             stream.refused = True
             self.log.error(

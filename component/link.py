@@ -26,7 +26,8 @@ class Link:
     """The stream under ``jid``; ``key`` is the configuration key that names it, for messages.
 
     ``stream`` is the authenticated stream, or ``None`` while there is none.
-    ``on_refused(link, condition, text)`` hears of the server refusing the name.
+    ``on_refused(link, condition, text)`` hears of the server refusing the name, and
+    ``on_replaced(link, text)`` of another connection taking it over.
     """
 
     def __init__(
@@ -38,6 +39,7 @@ class Link:
         tracker: Tracker,
         route_iq: Callable[..., None],
         on_refused: Callable[[Link, str, str | None], None],
+        on_replaced: Callable[[Link, str | None], None],
         server_domain: str,
         clock: IReactorTime,
         jitter: Callable[[], float],
@@ -66,6 +68,7 @@ class Link:
             on_authenticated=self._authenticated,
             on_lost=self._lost,
             on_refused=lambda condition, text: on_refused(self, condition, text),
+            on_replaced=lambda text: on_replaced(self, text),
             clock=clock,
             reconnect_max=settings.reconnect_max,
             jitter=jitter,

@@ -45,7 +45,11 @@ class Component(MultiService):
     A component that has never authenticated and is refused with
     ``not-authorized`` or ``host-unknown`` stops the process with exit status
     78 (EX_CONFIG): retrying cannot fix a wrong name or secret. Once it has
-    been authenticated, every failure is retried with backoff.
+    been authenticated, every failure is retried with backoff, except being
+    replaced: when the server closes an authenticated stream with
+    ``conflict`` (Prosody's ``kick_old``: a newer process took the name), the
+    process stops with status 0, since reconnecting would only take the name
+    back and start a tug of war.
 
     With ``instance_jid`` configured it keeps a second stream under that name
     (a ``Link`` each, component/link.py): outbound queries go out on it, so that their responses
@@ -113,6 +117,7 @@ class Component(MultiService):
                 self.tracker,
                 self.router.receive,
                 self._refused,
+                self._replaced,
                 self.server_domain,
                 reactor,
                 jitter,
@@ -305,6 +310,16 @@ class Component(MultiService):
         return self.query(jid, _disco_query(NS_DISCO_ITEMS, node), timeout=timeout).addCallback(
             lambda reply: parse_items(_payload(reply, NS_DISCO_ITEMS))
         )
+
+    def _replaced(self, link: Link, text: str | None) -> None:
+        self.log.warn(
+            "Stopping: another connection took over {jid} at {server} ({text}); "
+            "this process leaves the name to it instead of taking it back",
+            jid=link.jid,
+            server=self.settings.server,
+            text=text or "conflict",
+        )
+        self._give_up(self._reactor, 0)
 
     def _refused(self, link: Link, condition: str, text: str | None) -> None:
         if condition in REFUSALS and not link.connection.ever_authenticated:

@@ -73,6 +73,7 @@ class PrivateProsody(PrivateServer):
         tls_port: int | None = None,
         tls_certificate: Path | None = None,
         tls_key: Path | None = None,
+        conflict_resolve: str | None = None,
     ) -> None:
         if tls_port is not None and (tls_certificate is None or tls_key is None):
             raise ValueError("tls_port needs tls_certificate and tls_key")
@@ -85,6 +86,9 @@ class PrivateProsody(PrivateServer):
         # Absolute too: Prosody resolves relative certificate paths against the config's directory.
         self.tls_certificate = Path(tls_certificate).resolve() if tls_certificate is not None else None
         self.tls_key = Path(tls_key).resolve() if tls_key is not None else None
+        # What Prosody does with a second connection for the component's name: refuse it
+        # (None, the default) or "kick_old", replace the first.
+        self.conflict_resolve = conflict_resolve
 
     @property
     def log_path(self) -> Path:
@@ -104,8 +108,12 @@ class PrivateProsody(PrivateServer):
 
     def environment(self) -> dict[str, str]:
         """The environment that Prosody and prosodyctl read the config with."""
-        # The caller's own IQR_TLS_* must not switch TLS on behind this object's back.
-        environment = {name: value for name, value in os.environ.items() if not name.startswith("IQR_TLS_")}
+        # The caller's own IQR_TLS_* (or conflict setting) must not switch anything on behind this object's back.
+        environment = {
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith("IQR_TLS_") and name != "IQR_CONFLICT_RESOLVE"
+        }
         environment.update(
             {
                 "IQR_PROSODY_DIR": str(self.directory),
@@ -114,6 +122,8 @@ class PrivateProsody(PrivateServer):
                 "IQRESPONDER_SECRET": self.secret,
             }
         )
+        if self.conflict_resolve is not None:
+            environment["IQR_CONFLICT_RESOLVE"] = self.conflict_resolve
         if self.tls_port is not None:
             environment.update(
                 {

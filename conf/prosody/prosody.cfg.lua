@@ -86,3 +86,5 @@ VirtualHost "localhost"
 -- The external component (XEP-0114) that iqresponder connects as.
 Component "iq.localhost"
 	component_secret = secret
+	-- Unset (Prosody's default: a second connection is refused with conflict), or "kick_old".
+	component_conflict_resolve = ENV_IQR_CONFLICT_RESOLVE

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from private_prosody import PrivateProsody, free_port
 from tests.integration.conftest import BUNDLED, PASSWORD, USER
 from tests.integration.processes import ComponentProcess, write_config
 from tests.integration.xmpp_client import XmppClient, error_of
@@ -171,6 +172,43 @@ def test_on_prosody_a_second_instance_waits_as_a_standby_and_takes_over_when_the
         print(f"the standby took over {took:.1f} s after the first instance was killed (reconnect_max 2 s)")
     finally:
         standby.stop()
+
+
+def test_with_kick_old_a_newer_instance_replaces_the_older_which_stops_instead_of_taking_the_name_back(
+    tmp_path, secret_file, fault_handlers
+):
+    """Prosody's component_conflict_resolve = "kick_old": the newcomer wins, and the replaced process
+    exits 0 rather than reconnecting (which would kick the newcomer in turn, over and over)."""
+    prosody = PrivateProsody(
+        tmp_path / "kick-old", free_port(), free_port(), secret_file.read_text(), conflict_resolve="kick_old"
+    )
+    with prosody:
+        prosody.register(USER, "localhost", PASSWORD)
+        config = write_config(
+            tmp_path / "kick.toml",
+            f"tcp:host=127.0.0.1:port={prosody.component_port}",
+            secret_file,
+            [BUNDLED, fault_handlers],
+        )
+        older = ComponentProcess(config)
+        newer = None
+        try:
+            older.wait_for_log("Authenticated as iq.localhost")
+            newer = ComponentProcess(config)
+            newer.wait_for_log("Authenticated as iq.localhost")
+            assert older.wait() == 0
+            assert "Stopping: another connection took over iq.localhost" in older.log()
+            assert older.log().count("Authenticated as iq.localhost") == 1
+            client = XmppClient(f"{USER}@localhost/kick-old", PASSWORD, prosody.c2s_port)
+            try:
+                assert all(ping_ok(client) for _ in range(10))
+            finally:
+                client.close()
+            assert newer.log().count("Authenticated as iq.localhost") == 1  # never kicked back
+        finally:
+            older.stop()
+            if newer is not None:
+                newer.stop()
 
 
 def test_hung_server_is_noticed_by_the_keepalive_and_the_component_reconnects_when_it_is_back(server, start_component):

@@ -163,6 +163,24 @@ def test_refusal_after_having_been_authenticated_is_retried_not_fatal():
     assert len(h.run_until_attempts(3)) == 2
 
 
+REPLACED = (
+    b"<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+    b"<text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>Replaced by new connection</text></stream:error>"
+)
+
+
+def test_being_replaced_by_another_connection_stops_the_process_cleanly_without_reconnecting(caplog_twisted):
+    h = Harness()
+    h.server.accepting = True
+    h.component.startService()
+    h.server.accept()
+    h.server.streams[-1].dataReceived(REPLACED)
+    h.server.drop()
+    assert h.gave_up == [0]
+    [line] = [caplog_twisted.format(e) for e in caplog_twisted if "Stopping" in caplog_twisted.format(e)]
+    assert "iq.localhost" in line and "Replaced by new connection" in line
+
+
 def test_other_stream_errors_before_authentication_are_retried(harness):
     harness.server.refuse(b"<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>")
     assert harness.gave_up == []
