@@ -99,6 +99,17 @@ def test_jid_option_overrides_the_file_and_an_unknown_name_exits_ex_config(serve
         process.stop()
 
 
+def test_an_instance_name_the_server_does_not_know_exits_ex_config_naming_the_key(server, tmp_path, secret_file):
+    config = write_config(tmp_path / "instance.toml", server.endpoint, secret_file, [BUNDLED])
+    process = ComponentProcess(config, "--instance-jid", "iq-9.localhost")
+    try:
+        assert process.wait(timeout=15) == EX_CONFIG
+        line = process.wait_for_log("Stopping:")
+        assert "iq-9.localhost" in line and "component.instance_jid" in line
+    finally:
+        process.stop()
+
+
 def test_wrong_secret_is_logged_with_the_servers_text_and_exits_ex_config(server, tmp_path):
     wrong = tmp_path / "wrong-secret"
     wrong.write_text("not-the-secret")
