@@ -54,7 +54,7 @@ soak: setup
 	$(PY) -m pytest tests/unit/test_fuzz.py --hypothesis-profile=soak --hypothesis-show-statistics -q -p no:cacheprovider
 
 # Benchmarks are not tests: they print figures and never fail on speed. See bench/README.md.
-bench: setup
+bench: setup ejabberd
 	mkdir -p $(RUN_DIR)
 	$(PY) bench/run.py --output $(RUN_DIR)/bench-latest.json
 

@@ -2,7 +2,8 @@
 
 Every run starts the component as users do (twistd and a configuration file)
 and plays the server side of XEP-0114 against it (bench/loadgen.py), or goes
-end to end through the private Prosody with several client connections.
+end to end through the private Prosody (or ejabberd, with one and with three
+component processes under the same name) with several client connections.
 Nothing here is a timed test: `make test` only runs `--smoke`, which checks
 every reply of a few hundred requests.
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "conf" / "prosody"))
+sys.path.insert(0, str(HERE.parent / "conf" / "ejabberd"))
 
 import c2s
 import launch
@@ -85,48 +87,67 @@ async def leak(work: Path, kind: str, total: int, first: int, window: int) -> di
     return await with_component(work, body)
 
 
-async def end_to_end(work: Path, kind: str, clients: int, requests: int, window: int) -> dict:
-    """Through the private Prosody: ``clients`` logged-in clients share the window."""
+def private_server(work: Path, kind: str):
+    """A private Prosody or ejabberd on free loopback ports (not started)."""
+    from private_ejabberd import PrivateEjabberd
     from private_prosody import PrivateProsody, free_port
 
-    prosody = PrivateProsody(work / "prosody", c2s_port=free_port(), component_port=free_port(), secret=SECRET)
-    prosody.start()
-    process = None
+    if kind == "prosody":
+        return PrivateProsody(work / "prosody", c2s_port=free_port(), component_port=free_port(), secret=SECRET)
+    return PrivateEjabberd(work / "ejabberd", c2s_port=free_port(), component_port=free_port(), secret=SECRET)
+
+
+async def end_to_end(
+    work: Path, kind: str, clients: int, requests: int, window: int, server_kind: str = "prosody", instances: int = 1
+) -> dict:
+    """Through a private server: ``clients`` logged-in clients share the window; ``instances``
+    component processes share the name (ejabberd spreads the requests across them)."""
+    server = private_server(work, server_kind)
+    server.start()
+    processes = []
     try:
         for index in range(clients):
-            prosody.register(f"bench{index}", "localhost", "bench")
-        config = launch.write_config(work, prosody.component_port, SECRET)
-        process = launch.start(config, work / "component.log")
-        links = [await _login(prosody.c2s_port, f"bench{index}", process) for index in range(clients)]
+            server.register(f"bench{index}", "localhost", "bench")
+        config = launch.write_config(work, server.component_port, SECRET)
+        processes = [launch.start(config, work / f"component-{index}.log") for index in range(instances)]
+        links = [await _login(server.c2s_port, f"bench{index}") for index in range(clients)]
         share = max(1, window // clients)
         await asyncio.gather(*(loadgen.run(link, kind, 500, share) for link in links))  # warm-up
-        sampler = ProcessSampler(process.pid)
-        cpu_before, start = sampler.cpu_seconds(), time.perf_counter()
+        samplers = [ProcessSampler(process.pid) for process in processes]
+        server_sampler = ProcessSampler(server.pid)
+        cpu_before = [sampler.cpu_seconds() for sampler in samplers]
+        server_cpu_before, start = server_sampler.cpu_seconds(), time.perf_counter()
         reports = await asyncio.gather(*(loadgen.run(link, kind, requests // clients, share) for link in links))
-        seconds, cpu = time.perf_counter() - start, sampler.cpu_seconds() - cpu_before
+        seconds = time.perf_counter() - start
+        cpu = [sampler.cpu_seconds() - before for sampler, before in zip(samplers, cpu_before, strict=True)]
+        server_cpu = server_sampler.cpu_seconds() - server_cpu_before
         for link in links:
             link.close_stream()
         latencies = sorted(value for report in reports for value in report.latencies)
         replies = sum(report.replies for report in reports)
         return {
             "kind": kind,
+            "server": server_kind,
+            "instances": instances,
             "clients": clients,
             "replies": replies,
             "errors": sum(report.errors for report in reports),
             "rps": round(replies / seconds),
-            "component_cpu_us_per_request": round(cpu / replies * 1e6, 2),
+            "component_cpu_us_per_request": round(sum(cpu) / replies * 1e6, 2),
+            "component_cpu_percent_each": [round(100 * value / seconds) for value in cpu],
+            "server_cpu_percent": round(100 * server_cpu / seconds),
             "p50_ms": round(latencies[len(latencies) // 2] * 1000, 3),
             "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 3),
             "failures": [failure for report in reports for failure in report.failures][:5],
         }
     finally:
-        if process is not None:
+        for process in processes:
             launch.stop(process)
-        prosody.stop()
+        server.stop()
 
 
-async def _login(port: int, user: str, process) -> c2s.ClientLink:
-    """Log in once the component is connected (until then Prosody bounces the Iqs)."""
+async def _login(port: int, user: str) -> c2s.ClientLink:
+    """Log in once the component is connected (until then the server bounces the Iqs)."""
     link = await c2s.connect(port, user, "bench")
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -134,7 +155,7 @@ async def _login(port: int, user: str, process) -> c2s.ClientLink:
         if report.errors == 0 and report.replies == 1:
             return link
         await asyncio.sleep(0.05)
-    raise RuntimeError("the component did not answer through Prosody within 20 s")
+    raise RuntimeError("the component did not answer through the server within 20 s")
 
 
 def median_report(reports: list[dict]) -> dict:
@@ -193,6 +214,13 @@ async def main(args: argparse.Namespace) -> int:
         out["leak"] = await leak(work(), "disco-info", args.leak_requests, args.leak_requests // 10, args.window)
     if "e2e" in args.sections:
         out["e2e"] = [await end_to_end(work(), kind, args.clients, args.e2e_requests, args.window) for kind in KINDS]
+    if "scaleout" in args.sections:
+        # One component process and then three under the same name, behind ejabberd.
+        out["scaleout"] = [
+            await end_to_end(work(), kind, args.clients, args.e2e_requests, args.window, "ejabberd", instances)
+            for kind in ("ping", "custom")
+            for instances in (1, 3)
+        ]
     print(json.dumps(out, indent=1))
     if args.output:
         Path(args.output).write_text(json.dumps(out, indent=1) + "\n")
@@ -203,9 +231,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="iqresponder's benchmark")
     parser.add_argument(
         "--sections",
-        default="kinds,dispatch,latency,leak,e2e",
+        default="kinds,dispatch,latency,leak,e2e,scaleout",
         type=lambda text: set(text.split(",")),
-        help="which parts to run: kinds, dispatch, latency, leak, e2e (default: all)",
+        help="which parts to run: kinds, dispatch, latency, leak, e2e, scaleout (default: all)",
     )
     parser.add_argument("--requests", type=int, default=150_000, help="measured requests per closed-loop run")
     parser.add_argument("--window", type=int, default=64)
