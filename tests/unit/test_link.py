@@ -1,4 +1,5 @@
-"""An instance's own name (``instance_jid``): a second stream that outbound queries go out on.
+"""Links (component/link.py), one stream per name: the instance's own (``instance_jid``) beside
+the component's, and the outbound queries that go out on it.
 
 When several processes share the component's name (ejabberd spreads stanzas across them),
 the response to an outbound query may reach another process. Each process therefore also
