@@ -23,7 +23,6 @@ from private_prosody import PrivateProsody, free_port
 from tests.integration.certificates import make_authority, make_server_certificate
 
 VARIANTS = ("prosody-tcp", "prosody-tls", "ejabberd-tcp", "ejabberd-tls")
-PROSODY_ONLY = ("prosody-tcp",)
 EACH_SERVER = ("prosody-tcp", "ejabberd-tcp")
 HOSTNAME = "localhost"
 """The name on the servers' certificate, and the ``host`` the component verifies."""
