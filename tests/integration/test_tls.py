@@ -28,7 +28,7 @@ from private_ejabberd import PrivateEjabberd
 from private_prosody import LOOPBACK, PrivateProsody, free_port
 from tests.integration.certificates import make_authority, make_server_certificate
 from tests.integration.conftest import BUNDLED, PASSWORD, USER
-from tests.integration.processes import ComponentProcess
+from tests.integration.processes import ComponentProcess, write_config
 from tests.integration.servers import wait_for_log
 from tests.integration.xmpp_client import XmppClient
 
@@ -143,26 +143,10 @@ def tls_endpoint(port: int, trust_roots: Path, host: str = HOSTNAME) -> str:
     return f"tls:host={host}:port={port}:trustRoots={trust_roots}/"
 
 
-def write_tls_config(path: Path, server: str, secret_file: Path) -> Path:
-    path.write_text(
-        f"""
-[component]
-jid = "iq.localhost"
-secret_file = "{secret_file}"
-server = "{server}"
-reconnect_max = 2.0
-
-[handlers]
-directories = ["{BUNDLED}"]
-"""
-    )
-    return path
-
-
 @pytest.fixture(scope="module")
 def tls_component(tmp_path_factory, tls_server, secret_file, pki):
     server = tls_endpoint(tls_server.tls_port, pki.trusted_roots)
-    config = write_tls_config(tmp_path_factory.mktemp("tls-config") / "iqresponder.toml", server, secret_file)
+    config = write_config(tmp_path_factory.mktemp("tls-config") / "iqresponder.toml", server, secret_file, [BUNDLED])
     process = ComponentProcess(config)
     process.wait_for_log("Authenticated as iq.localhost")
     yield process
@@ -326,8 +310,8 @@ def failed_attempt(request, kind, tmp_path_factory, secret_file, pki) -> FailedA
     relay = RecordingRelay(xmpp_server.tls_port)
     try:
         server = tls_endpoint(relay.port, getattr(pki, roots))
-        config = write_tls_config(
-            tmp_path_factory.mktemp(f"{kind}-{request.param}") / "iqresponder.toml", server, secret_file
+        config = write_config(
+            tmp_path_factory.mktemp(f"{kind}-{request.param}") / "iqresponder.toml", server, secret_file, [BUNDLED]
         )
         process = ComponentProcess(config)
         try:

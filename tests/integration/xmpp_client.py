@@ -50,23 +50,25 @@ class XmppClient:
         xmpp.send_presence()  # available: Prosody routes Iqs to a full JID only once it has sent presence
         return xmpp
 
+    async def _exchange(self, body: str, type: str, to: str, timeout: float) -> ElementTree.Element | None:
+        """Send ``<iq type=... to=...>body</iq>``; the reply (result or error), or ``None`` after ``timeout``."""
+        stanza = ElementTree.fromstring(f"<iq xmlns='{NS_CLIENT}' type='{type}' to='{to}'>{body}</iq>")
+        iq = self.xmpp.Iq(xml=stanza)
+        iq["id"] = self.xmpp.new_id()
+        try:
+            reply = await iq.send(timeout=timeout)
+        except IqError as e:
+            reply = e.iq
+        except IqTimeout:
+            return None
+        assert reply["id"] == iq["id"]
+        return reply.xml
+
     def iq(self, body: str, type: str = "get", to: str = "iq.localhost", timeout: float = 10.0) -> ElementTree.Element:
         """Send ``<iq type=... to=...>body</iq>`` and return the reply (result or error)."""
-
-        async def exchange():
-            stanza = ElementTree.fromstring(f"<iq xmlns='{NS_CLIENT}' type='{type}' to='{to}'>{body}</iq>")
-            iq = self.xmpp.Iq(xml=stanza)
-            iq["id"] = self.xmpp.new_id()
-            try:
-                reply = await iq.send(timeout=timeout)
-            except IqError as e:
-                reply = e.iq
-            except IqTimeout:
-                raise AssertionError(f"no reply within {timeout} s to {body!r} for {to}") from None
-            return reply.xml, iq["id"]
-
-        reply, sent_id = self._run(exchange(), timeout + 1)
-        assert reply.get("id") == sent_id
+        reply = self._run(self._exchange(body, type, to, timeout), timeout + 1)
+        if reply is None:
+            raise AssertionError(f"no reply within {timeout} s to {body!r} for {to}")
         return reply
 
     def iqs(
@@ -74,21 +76,8 @@ class XmppClient:
     ) -> list[ElementTree.Element | None]:
         """Send one Iq per body all at once; the replies in order, ``None`` where none came within ``timeout``."""
 
-        async def exchange(body: str):
-            stanza = ElementTree.fromstring(f"<iq xmlns='{NS_CLIENT}' type='{type}' to='{to}'>{body}</iq>")
-            iq = self.xmpp.Iq(xml=stanza)
-            iq["id"] = self.xmpp.new_id()
-            try:
-                reply = await iq.send(timeout=timeout)
-            except IqError as e:
-                reply = e.iq
-            except IqTimeout:
-                return None
-            assert reply["id"] == iq["id"]
-            return reply.xml
-
         async def exchange_all():
-            return await asyncio.gather(*(exchange(body) for body in bodies))
+            return await asyncio.gather(*(self._exchange(body, type, to, timeout) for body in bodies))
 
         return self._run(exchange_all(), timeout + 5)
 
