@@ -126,7 +126,6 @@ class Component(MultiService):
             )
 
         self.link = link(settings.jid, "component.jid", endpoint)
-        self.connection = self.link.connection
         self.instance_link = None
         if settings.instance_jid is not None:
             self.instance_link = link(settings.instance_jid, "component.instance_jid", instance_endpoint)

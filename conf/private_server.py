@@ -119,8 +119,8 @@ class PrivateServer:
         """Whether the server logged that it could not open a listener (it may go on running)."""
         raise NotImplementedError
 
-    def starting(self, process: subprocess.Popen[bytes]) -> None:
-        """Called on every poll while the server starts."""
+    def watch(self, process: subprocess.Popen[bytes]) -> None:
+        """Called on every poll while the server starts, and once more just before it is stopped."""
 
     def stopped(self, process: subprocess.Popen[bytes]) -> None:
         """Called once the server process has exited in stop()."""
@@ -181,7 +181,7 @@ class PrivateServer:
             status = self._process.poll()
             if status is not None:
                 self._fail(f"{self.name} exited with status {status} while starting")
-            self.starting(self._process)
+            self.watch(self._process)
             log = self.read_log(log_offset)
             if self.bind_failed(log):
                 self._fail(f"{self.name} could not open a listener")
@@ -217,7 +217,7 @@ class PrivateServer:
         # Popen only signals its own child, and not once it has been reaped, so a recycled
         # pid can never be hit.
         if process.poll() is None:
-            self.starting(process)  # a last look at what the process runs, before it goes
+            self.watch(process)
             process.terminate()
             try:
                 process.wait(self.stop_timeout)

@@ -265,7 +265,7 @@ class PrivateEjabberd(PrivateServer):
     def bind_failed(self, log: str) -> bool:
         return _BIND_FAILED.search(log) is not None
 
-    def starting(self, process: subprocess.Popen[bytes]) -> None:
+    def watch(self, process: subprocess.Popen[bytes]) -> None:
         self._helpers.update(_descendants(process.pid))
 
     def stopped(self, process: subprocess.Popen[bytes]) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from private_ejabberd import PrivateEjabberd
 from private_prosody import PrivateProsody, free_port
-from tests.integration.certificates import make_authority, make_server_certificate
+from tests.integration.certificates import ServerCertificate, make_authority, make_server_certificate
 
 VARIANTS = ("prosody-tcp", "prosody-tls", "ejabberd-tcp", "ejabberd-tls")
 EACH_SERVER = ("prosody-tcp", "ejabberd-tcp")
@@ -42,10 +42,15 @@ class Pki:
 def make_pki(directory: Path) -> Pki:
     authority = make_authority(directory / "ca", "iqresponder suite CA")
     server = make_server_certificate(authority, directory / "server", HOSTNAME)
-    combined = directory / "server" / "combined.pem"
+    return pki_for(authority.trust_roots, server)
+
+
+def pki_for(trust_roots: Path, server: ServerCertificate) -> Pki:
+    """A server certificate as both servers take it; its combined file is written next to it."""
+    combined = server.certificate_path.with_suffix(".combined.pem")
     combined.write_bytes(server.certificate_path.read_bytes() + server.key_path.read_bytes())
     combined.chmod(0o600)
-    return Pki(authority.trust_roots, server.certificate_path, server.key_path, combined)
+    return Pki(trust_roots, server.certificate_path, server.key_path, combined)
 
 
 class XmppServer:
@@ -86,6 +91,14 @@ class XmppServer:
     @property
     def c2s_port(self) -> int:
         return self.launcher.c2s_port
+
+    @property
+    def component_port(self) -> int:
+        return self.launcher.component_port
+
+    @property
+    def tls_port(self) -> int | None:
+        return self.launcher.tls_port
 
     @property
     def pid(self) -> int | None:

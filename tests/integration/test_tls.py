@@ -24,12 +24,11 @@ from xml.etree import ElementTree
 
 import pytest
 
-from private_ejabberd import PrivateEjabberd
 from private_prosody import LOOPBACK, PrivateProsody, free_port
-from tests.integration.certificates import make_authority, make_server_certificate
+from tests.integration.certificates import ServerCertificate, make_authority, make_server_certificate
 from tests.integration.conftest import BUNDLED, PASSWORD, USER
 from tests.integration.processes import ComponentProcess, write_config
-from tests.integration.servers import wait_for_log
+from tests.integration.servers import XmppServer, pki_for, wait_for_log
 from tests.integration.xmpp_client import XmppClient
 
 pytestmark = pytest.mark.integration
@@ -70,12 +69,10 @@ class Pki:
     trusted_roots: Path
     """Our CA alone: the trustRoots of the component."""
     unrelated_roots: Path
-    """Another CA, which signed nothing Prosody serves."""
-    server_certificate: Path
-    server_key: Path
+    """Another CA, which signed nothing the servers serve."""
+    server: ServerCertificate
     """For ``localhost``, signed by our CA."""
-    other_name_certificate: Path
-    other_name_key: Path
+    other_name: ServerCertificate
     """For ``other.example``, signed by our CA."""
 
 
@@ -86,17 +83,7 @@ def pki(tmp_path_factory) -> Pki:
     unrelated = make_authority(directory / "unrelated-ca", "unrelated test CA")
     server = make_server_certificate(trusted, directory / "server", HOSTNAME)
     other = make_server_certificate(trusted, directory / "server", OTHER_HOSTNAME)
-    return Pki(
-        trusted.trust_roots,
-        unrelated.trust_roots,
-        server.certificate_path,
-        server.key_path,
-        other.certificate_path,
-        other.key_path,
-    )
-
-
-Server = PrivateProsody | PrivateEjabberd
+    return Pki(trusted.trust_roots, unrelated.trust_roots, server, other)
 
 
 @pytest.fixture(scope="module", params=KINDS)
@@ -104,15 +91,8 @@ def kind(request) -> str:
     return request.param
 
 
-def start_server(kind: str, directory: Path, secret_file: Path, certificate: Path, key: Path) -> Server:
-    common = {"c2s_port": free_port(), "component_port": free_port(), "secret": secret_file.read_text()}
-    if kind == "prosody":
-        server = PrivateProsody(directory, **common, tls_port=free_port(), tls_certificate=certificate, tls_key=key)
-    else:
-        certfile = directory / "certfile.pem"  # ejabberd's certfile: the certificate and its key in one file
-        directory.mkdir(parents=True, exist_ok=True)
-        certfile.write_bytes(certificate.read_bytes() + key.read_bytes())
-        server = PrivateEjabberd(directory, **common, tls_port=free_port(), tls_certfile=certfile)
+def start_server(kind: str, directory: Path, secret_file: Path, pki: Pki, certificate: ServerCertificate) -> XmppServer:
+    server = XmppServer(f"{kind}-tls", directory, secret_file.read_text(), pki_for(pki.trusted_roots, certificate))
     server.start()
     return server
 
@@ -120,10 +100,8 @@ def start_server(kind: str, directory: Path, secret_file: Path, certificate: Pat
 @pytest.fixture(scope="module")
 def tls_server(kind, tmp_path_factory, secret_file, pki):
     """The server whose TLS port serves a certificate for ``localhost`` from our CA."""
-    server = start_server(
-        kind, tmp_path_factory.mktemp(f"{kind}-tls"), secret_file, pki.server_certificate, pki.server_key
-    )
-    server.register(USER, "localhost", PASSWORD)
+    server = start_server(kind, tmp_path_factory.mktemp(f"{kind}-tls"), secret_file, pki, pki.server)
+    server.register(USER, PASSWORD)
     yield server
     server.stop()
 
@@ -131,9 +109,7 @@ def tls_server(kind, tmp_path_factory, secret_file, pki):
 @pytest.fixture(scope="module")
 def wrong_name_server(kind, tmp_path_factory, secret_file, pki):
     """The server whose TLS port serves a certificate for ``other.example``, also from our CA."""
-    server = start_server(
-        kind, tmp_path_factory.mktemp(f"{kind}-wrong-name"), secret_file, pki.other_name_certificate, pki.other_name_key
-    )
+    server = start_server(kind, tmp_path_factory.mktemp(f"{kind}-wrong-name"), secret_file, pki, pki.other_name)
     yield server
     server.stop()
 
@@ -258,7 +234,7 @@ def read_from(path: Path, offset: int) -> str:
         return log.read().decode(errors="replace")
 
 
-def server_log_after(server: Server, offset: int) -> str:
+def server_log_after(server: XmppServer, offset: int) -> str:
     """The server's log from ``offset`` on, once it has handled everything sent to it before this call.
 
     The barrier is one plaintext TCP connection to the component port, which the server logs at
@@ -266,7 +242,7 @@ def server_log_after(server: Server, offset: int) -> str:
     connection that reached it earlier. For Prosody it also shows that a plaintext connection to
     the component port would be in this log.
     """
-    barrier = COMPONENT_CONNECTION if isinstance(server, PrivateProsody) else f" -> {LOOPBACK}:{server.component_port}"
+    barrier = COMPONENT_CONNECTION if server.kind == "prosody" else f" -> {LOOPBACK}:{server.component_port}"
     with socket.create_connection((LOOPBACK, server.component_port), timeout=5):
         deadline = time.monotonic() + LOG_TIMEOUT
         # The servers have no way to notify us: poll the log file, bounded by LOG_TIMEOUT.
@@ -302,7 +278,7 @@ CASES = {
 @pytest.fixture(scope="module", params=sorted(CASES))
 def failed_attempt(request, kind, tmp_path_factory, secret_file, pki) -> FailedAttempt:
     server_fixture, roots, reason = CASES[request.param]
-    xmpp_server: Server = request.getfixturevalue(server_fixture)
+    xmpp_server: XmppServer = request.getfixturevalue(server_fixture)
     # The server may log the connections start() made to check its ports after start()
     # returned: let a first barrier pass them before the component starts.
     server_log_after(xmpp_server, xmpp_server.log_path.stat().st_size)

@@ -101,7 +101,7 @@ def test_one_log_line_once_authenticated(harness, caplog_twisted):
 
 
 def test_wrong_secret_is_logged_in_one_line_with_condition_and_server_text(harness, caplog_twisted):
-    harness.component.connection.ever_authenticated = True  # keep retrying, as after a past success
+    harness.component.link.connection.ever_authenticated = True  # keep retrying, as after a past success
     harness.server.refuse()
     line = next(caplog_twisted.format(e) for e in caplog_twisted if "refused" in caplog_twisted.format(e))
     assert "not-authorized" in line and "Given token does not match calculated token" in line
@@ -110,7 +110,7 @@ def test_wrong_secret_is_logged_in_one_line_with_condition_and_server_text(harne
 
 def test_backoff_keeps_growing_while_the_handshake_fails_even_though_tcp_connects():
     h = Harness(reconnect_max=60.0)
-    h.component.connection.ever_authenticated = True
+    h.component.link.connection.ever_authenticated = True
     h.server.accepting = True
     h.component.startService()
     for _ in range(5):
