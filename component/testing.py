@@ -15,18 +15,26 @@ the ``handler_harness`` fixture::
         assert harness.ask("<iq type='get'><ping xmlns='urn:xmpp:ping'/></iq>") == (
             "<iq type='result' id='1' to='tester@localhost/test' from='iq.localhost'/>"
         )
+
+The component logs a failure and carries on wherever one stanza's fault must not
+cost the others their answers, so a test that only reads replies can pass while
+every request fails inside. ``LoggedFailures`` catches what was logged; a test
+under the ``handler_harness`` fixture fails on any failure it did not ``expect()``.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import pytest
 from twisted.internet import task
 from twisted.internet.testing import StringTransport
+from twisted.logger import LogEvent, LogLevel, formatEvent, globalLogPublisher
 from twisted.words.xish import domish
 
 from component.config import Identity, Settings
@@ -59,6 +67,63 @@ def make_settings(**values: Any) -> Settings:
     values = {"path": Path("in-memory.toml"), "jid": "iq.localhost", "secret": "in-memory", **values}
     values.setdefault("identities", (Identity("component", "generic", "iqresponder"),))
     return Settings(**values)
+
+
+def describe(event: LogEvent) -> str:
+    """A logged event as a reader wants it: its message, and its traceback if it carries a failure."""
+    text = formatEvent(event)
+    failure = event.get("log_failure")
+    return f"{text}\n{failure.getTraceback()}" if failure is not None else text
+
+
+class LoggedFailures:
+    """Failures logged through twisted.logger while it is open: events with ``log_failure``, or at error or critical.
+
+    Use it as a context manager around what the test drives. A test that expects a
+    failure claims it with ``expect(text)``; on leaving the block (or on ``check()``)
+    any failure left unclaimed fails the test with its traceback.
+    """
+
+    def __init__(self) -> None:
+        self.events: list[LogEvent] = []
+        self._expected: list[LogEvent] = []
+
+    def __enter__(self) -> Self:
+        globalLogPublisher.addObserver(self._observe)
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        globalLogPublisher.removeObserver(self._observe)
+        if kind is None:
+            self.check()
+
+    def _observe(self, event: LogEvent) -> None:
+        if "log_failure" in event or event.get("log_level") in (LogLevel.error, LogLevel.critical):
+            self.events.append(event)
+
+    def unexpected(self) -> list[LogEvent]:
+        """The failures logged so far that no ``expect()`` claimed."""
+        return [event for event in self.events if not any(event is claimed for claimed in self._expected)]
+
+    def expect(self, text: str) -> list[LogEvent]:
+        """Claim the failures whose message or traceback holds ``text``; there must be at least one."""
+        matching = [event for event in self.unexpected() if text in describe(event)]
+        if not matching:
+            raise AssertionError(f"no failure with {text!r} was logged; logged: {self._listing(self.events)}")
+        self._expected.extend(matching)
+        return matching
+
+    def check(self) -> None:
+        """Fail if a failure was logged that no ``expect()`` claimed."""
+        unexpected = self.unexpected()
+        if unexpected:
+            raise AssertionError(f"{len(unexpected)} unexpected failure(s) logged:\n{self._listing(unexpected)}")
+
+    @staticmethod
+    def _listing(events: list[LogEvent]) -> str:
+        return "\n".join(describe(event) for event in events) or "nothing"
 
 
 class InMemoryComponent:
@@ -146,7 +211,9 @@ class HandlerHarness:
         *paths: str | Path,
         options: Mapping[str, Mapping[str, Any]] | None = None,
         settings: Settings | None = None,
+        logged: LoggedFailures | None = None,
     ) -> None:
+        self.logged = logged
         query_ids = (f"q{n}" for n in itertools.count(1))
         self.memory = InMemoryComponent(
             [Path(path) for path in paths], options=options, settings=settings, new_id=lambda: next(query_ids)
@@ -211,6 +278,12 @@ class HandlerHarness:
         """Move the component's clock (timeouts, keepalive) forward."""
         self.clock.advance(seconds)
 
+    def expect_logged_failure(self, text: str) -> list[LogEvent]:
+        """Claim the logged failures whose message or traceback holds ``text`` (one at least), so the test may pass."""
+        if self.logged is None:
+            raise RuntimeError("this harness watches no log: make it with the handler_harness fixture")
+        return self.logged.expect(text)
+
     def _collect(self, stanzas: list[domish.Element]) -> None:
         for stanza in stanzas:
             (self._queries if stanza.getAttribute("type") in ("get", "set") else self._replies).append(stanza)
@@ -232,6 +305,10 @@ def _xml(stanza: domish.Element) -> str:
 
 
 @pytest.fixture
-def handler_harness() -> Callable[..., HandlerHarness]:
-    """Load handler modules or directories into an in-memory component: ``handler_harness("my_xep.py")``."""
-    return HandlerHarness
+def handler_harness() -> Iterator[Callable[..., HandlerHarness]]:
+    """Load handler modules or directories into an in-memory component: ``handler_harness("my_xep.py")``.
+
+    The test fails if a failure was logged that it did not claim with ``expect_logged_failure()``.
+    """
+    with LoggedFailures() as logged:
+        yield functools.partial(HandlerHarness, logged=logged)

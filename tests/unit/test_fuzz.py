@@ -2,17 +2,23 @@
 
 Bounded here (`make test`); `make soak` runs the same properties with many more
 examples and prints how many inputs were tried.
+
+The stream logs a failure in routing and keeps going (one stanza must not end it), so
+replies alone cannot show that routing failed: every example also fails on any failure
+logged while it ran (``LoggedFailures``).
 """
 
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from component.config import Limits
 from component.request import InvalidFormat, parse_jid
-from component.testing import InMemoryComponent, make_settings
+from component.router import Router
+from component.testing import InMemoryComponent, LoggedFailures, make_settings
 
 HANDLERS = [Path(__file__).parents[2] / "handlers", Path(__file__).parents[2] / "examples" / "handlers"]
 LIMITS = Limits(max_stanza_bytes=16 * 1024, max_depth=12)
@@ -83,6 +89,11 @@ def valid_jid(value: str) -> bool:
 @FUZZ
 @given(stanzas())
 def test_generated_stanzas_get_exactly_the_replies_the_rules_call_for(generated):
+    with LoggedFailures():
+        get_exactly_the_replies_the_rules_call_for(generated)
+
+
+def get_exactly_the_replies_the_rules_call_for(generated):
     attributes, xml, payload_count = generated
     harness = fresh()
     replies = harness.receive(xml)
@@ -128,11 +139,24 @@ def test_mutated_bytes_never_crash_and_never_grow_the_parser(generated, mutation
     _, xml, _ = generated
     data = mutate(xml.encode("utf-8") * 2, mutations)
     harness = fresh()
-    for start in range(0, len(data), chunk):  # arbitrary read boundaries
-        harness.stream.dataReceived(data[start : start + chunk])
+    with LoggedFailures():
+        for start in range(0, len(data), chunk):  # arbitrary read boundaries
+            harness.stream.dataReceived(data[start : start + chunk])
     written = harness.transport.value()
     if harness.transport.disconnecting:
         assert b"<stream:error>" in written and written.endswith(b"</stream:stream>")
     else:
         assert harness.stream.stream.stanzaSize <= LIMITS.max_stanza_bytes + chunk
         assert harness.stream.stream.depth <= LIMITS.max_depth + 1
+
+
+def test_a_failure_logged_while_routing_fails_the_property_though_the_replies_are_right(monkeypatch):
+    """A response (type result) gets no reply whether routing works or not: only the capture can tell."""
+
+    def broken(self, iq):
+        raise RuntimeError("routing is broken")
+
+    monkeypatch.setattr(Router, "receive", broken)
+    response = "<iq type='result' id='r1' from='juliet@localhost/balcony' to='iq.localhost'/>"
+    with pytest.raises(AssertionError, match="routing is broken"), LoggedFailures():
+        get_exactly_the_replies_the_rules_call_for(({"type": "result", "id": "r1"}, response, 0))

@@ -1,4 +1,8 @@
-"""The handler test kit itself: stable ids, outbound queries answered by the test, timeouts."""
+"""The handler test kit itself: stable ids, outbound queries answered by the test, timeouts, logged failures."""
+
+import pytest
+
+from component.testing import HandlerHarness, LoggedFailures
 
 TEXT_MODULE = """
 from twisted.words.xish import domish
@@ -63,3 +67,40 @@ def test_requests_may_give_their_own_id_and_sender(handler_harness):
     assert kit.ask("<iq type='get' id='mine'><ping xmlns='urn:xmpp:ping'/></iq>", sender="romeo@localhost/r") == (
         "<iq type='result' id='mine' to='romeo@localhost/r' from='iq.localhost'/>"
     )
+
+
+CRASHING_MODULE = """
+from component import responder
+
+
+@responder("urn:example:crash", "get")
+def crash(request):
+    raise RuntimeError("a bug in the handler")
+"""
+
+
+def test_a_failure_the_component_logs_fails_the_test_though_the_reply_looks_handled(tmp_path):
+    (tmp_path / "crash.py").write_text(CRASHING_MODULE)
+    with pytest.raises(AssertionError, match="a bug in the handler"), LoggedFailures() as logged:
+        reply = HandlerHarness(tmp_path / "crash.py", logged=logged).ask(
+            "<iq type='get'><query xmlns='urn:example:crash'/></iq>"
+        )
+        assert "internal-server-error" in reply
+
+
+def test_a_failure_the_test_expects_is_claimed_and_passes(tmp_path):
+    (tmp_path / "crash.py").write_text(CRASHING_MODULE)
+    with LoggedFailures() as logged:
+        kit = HandlerHarness(tmp_path / "crash.py", logged=logged)
+        assert "internal-server-error" in kit.ask("<iq type='get'><query xmlns='urn:example:crash'/></iq>")
+        [event] = kit.expect_logged_failure("a bug in the handler")
+    assert event["log_failure"].check(RuntimeError)
+
+
+def test_expecting_a_failure_that_was_not_logged_fails(handler_harness):
+    from pathlib import Path
+
+    kit = handler_harness(Path(__file__).parents[2] / "handlers" / "ping.py")
+    kit.ask("<iq type='get'><ping xmlns='urn:xmpp:ping'/></iq>")
+    with pytest.raises(AssertionError, match="no failure with 'anything' was logged"):
+        kit.expect_logged_failure("anything")
