@@ -1,14 +1,19 @@
-"""Load drop-in handler modules from directories.
+"""Load drop-in handler modules from directories, and tear them down.
 
 Each ``*.py`` file not starting with ``_`` is imported as its own module, in
 name order, directory by directory. Its responders are registered and its
 ``setup(component, options)`` is called with its own options table. Any
 problem stops start-up with a ``HandlerLoadError`` that names the file.
+Files starting with ``_`` are helpers the modules import (component/importer.py).
+Before a module is replaced or the component stops, its ``teardown(component)``
+releases what ``setup()`` took.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import inspect
 import sys
 import traceback
 from collections.abc import Mapping, Sequence
@@ -17,8 +22,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
+from component.importer import HelperConflict, find_helpers, fresh_imports, module_spec
 from component.registry import RegistrationConflict, Registry
 
 MODULE_PREFIX = "iqresponder_handlers."
@@ -65,40 +74,56 @@ def load_handlers(
     component: Any,
     options: Mapping[str, Mapping[str, Any]],
 ) -> list[HandlerModule]:
-    """Import, register and set up every handler module of ``directories``."""
+    """Import, register and set up every handler module of ``directories``.
+
+    Modules and helpers are imported afresh from the source on disk. When one
+    fails, the modules already set up are torn down and ``sys.modules`` is left
+    as it was before the call, so that a failed reload leaves the previous set whole.
+    """
     files = handler_files(directories)
     unknown = sorted(set(options) - {path.stem for path in files})
     if unknown:
         raise HandlerLoadError(f"handlers.options.{unknown[0]}: no handler module named {unknown[0]!r} is loaded")
-    loaded = []
-    for path in files:
-        module = _import(path)
-        try:
-            namespaces = registry.collect(module, origin=str(path))
-        except RegistrationConflict as e:
-            raise HandlerLoadError(f"{path}: {e}") from None
-        setup = getattr(module, "setup", None)
-        if callable(setup):
-            try:
-                setup(component, dict(options.get(path.stem, {})))
-            except Exception as e:  # noqa: BLE001 - any failure of a module's setup stops start-up with its name
-                raise HandlerLoadError(f"{path}: setup() failed: {_describe(e)}") from None
-        handler = HandlerModule(path.stem, path, module, tuple(dict.fromkeys(namespaces)))
-        log.info(
-            "Loaded handler module {name} from {path}: {namespaces}",
-            name=handler.name,
-            path=str(path),
-            namespaces=", ".join(handler.namespaces) or "no responders",
-        )
-        loaded.append(handler)
+    try:
+        helpers = find_helpers(directories)
+    except HelperConflict as e:
+        raise HandlerLoadError(str(e)) from None
+    loaded: list[HandlerModule] = []
+    try:
+        with fresh_imports(helpers):
+            for path in files:
+                loaded.append(_load(path, registry, component, options.get(path.stem, {})))
+    except HandlerLoadError:
+        teardown_handlers(loaded, component)
+        raise
     return loaded
+
+
+def _load(path: Path, registry: Registry, component: Any, options: Mapping[str, Any]) -> HandlerModule:
+    module = _import(path)
+    try:
+        namespaces = registry.collect(module, origin=str(path))
+    except RegistrationConflict as e:
+        raise HandlerLoadError(f"{path}: {e}") from None
+    setup = getattr(module, "setup", None)
+    if callable(setup):
+        try:
+            setup(component, dict(options))
+        except Exception as e:  # noqa: BLE001 - any failure of a module's setup stops start-up with its name
+            raise HandlerLoadError(f"{path}: setup() failed: {_describe(e)}") from None
+    handler = HandlerModule(path.stem, path, module, tuple(dict.fromkeys(namespaces)))
+    log.info(
+        "Loaded handler module {name} from {path}: {namespaces}",
+        name=handler.name,
+        path=str(path),
+        namespaces=", ".join(handler.namespaces) or "no responders",
+    )
+    return handler
 
 
 def _import(path: Path) -> ModuleType:
     name = MODULE_PREFIX + path.stem
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise HandlerLoadError(f"{path}: not an importable Python file")
+    spec = module_spec(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
@@ -107,6 +132,66 @@ def _import(path: Path) -> ModuleType:
         del sys.modules[name]
         raise HandlerLoadError(f"{path}: import failed: {_describe(e)}") from None
     return module
+
+
+def teardown_handlers(
+    modules: Sequence[HandlerModule], component: Any, clock: Any = None, timeout: float | None = None
+) -> Deferred:
+    """Call the ``teardown(component)`` of each module that has one, the last loaded first.
+
+    Returns a Deferred that fires (never fails) once every teardown that
+    returned a Deferred or an awaitable has finished, or after ``timeout``
+    seconds on ``clock``, when those still running are cancelled. A teardown
+    that raises, fails or runs out of time is logged with its module's file and
+    stops nothing: the others still run.
+    """
+    waiting = []
+    for handler in reversed(modules):
+        teardown = getattr(handler.module, "teardown", None)
+        if not callable(teardown):
+            continue
+        try:
+            result = _as_deferred(teardown(component))
+        except Exception:  # noqa: BLE001 - a module's failure to clean up is its own, logged with its file
+            _teardown_failed(Failure(), handler)
+            continue
+        if result is None:
+            continue
+        if timeout is not None:
+            result.addTimeout(timeout, clock)
+        waiting.append(result.addErrback(_teardown_failed, handler, timeout))
+    return DeferredList(waiting).addCallback(lambda _: None)
+
+
+def _as_deferred(result: object) -> Deferred | None:
+    """A teardown's result as a Deferred to wait for, or ``None`` when there is nothing to wait for."""
+    if isinstance(result, Deferred):
+        return result
+    if asyncio.isfuture(result):
+        return Deferred.fromFuture(result)
+    if inspect.iscoroutine(result):
+        return Deferred.fromCoroutine(result)
+    if inspect.isawaitable(result):
+
+        async def wait() -> object:
+            return await result
+
+        return Deferred.fromCoroutine(wait())
+    return None
+
+
+def _teardown_failed(failure: Failure, handler: HandlerModule, timeout: float | None = None) -> None:
+    if failure.check(DeferredTimeout):
+        log.error(
+            "teardown() of handler module {name} ({path}) did not finish within {timeout:g} s",
+            name=handler.name,
+            path=str(handler.path),
+            timeout=timeout,
+        )
+        return
+    log.failure(
+        "teardown() of handler module {name} ({path}) failed", failure, name=handler.name, path=str(handler.path)
+    )
 
 
 def _describe(error: BaseException) -> str:

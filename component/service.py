@@ -12,8 +12,9 @@ import os
 import random
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from twisted.application.service import MultiService
@@ -25,7 +26,7 @@ from twisted.words.xish import domish
 from component.config import ConfigError, Overrides, Settings, load
 from component.discovery import NS_DISCO_INFO, NS_DISCO_ITEMS, Discovery, parse_info, parse_items
 from component.link import Link
-from component.loader import HandlerLoadError, HandlerModule, load_handlers
+from component.loader import HandlerLoadError, HandlerModule, load_handlers, teardown_handlers
 from component.metrics import Metrics, NoMetrics, metrics_service
 from component.policy import AccessControl
 from component.registry import Registry
@@ -103,6 +104,7 @@ class Component(MultiService):
             log_requests=settings.log_requests,
         )
         self.disco = self._discovery(settings, registry)
+        self.modules: list[HandlerModule] = []  # the handler modules being served, torn down when replaced
         self.instance_jid = settings.instance_jid
 
         # One stream per name: the shared name, on which the server spreads requests across every
@@ -148,18 +150,32 @@ class Component(MultiService):
             disco.add_form(form)
         return disco
 
-    def load_handlers(self) -> list[HandlerModule]:
-        """Load the configured handler modules into this component; raises ``HandlerLoadError``."""
-        return load_handlers(self.settings.handler_directories, self.registry, self, self.settings.handler_options)
+    def load_handlers(
+        self,
+        directories: Sequence[Path] | None = None,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> list[HandlerModule]:
+        """Load handler modules (the configured ones by default) into this component; raises ``HandlerLoadError``.
+
+        The component keeps them as ``modules``, to tear them down when they are replaced or it stops.
+        """
+        self.modules = load_handlers(
+            self.settings.handler_directories if directories is None else directories,
+            self.registry,
+            self,
+            self.settings.handler_options if options is None else options,
+        )
+        return self.modules
 
     def reload(self) -> bool:
         """Reload the handler directories and the disco configuration, keeping the connection.
 
         The configuration file is read again (with the same command-line
-        overrides), the modules are imported anew into a fresh registry and
-        disco provider, and only when all of that succeeded do they replace the
-        set being served. On any failure the previous set keeps serving and
-        the reason is logged.
+        overrides), the modules and their helpers are imported anew from their
+        source into a fresh registry and disco provider, and set up. Only when
+        all of that succeeded is the previous set torn down (each module's
+        ``teardown()``, not waited for) and replaced. On any failure the
+        previous set keeps serving, not torn down, and the reason is logged.
         """
         try:
             settings = load(self.settings.path, self.overrides)
@@ -175,15 +191,16 @@ class Component(MultiService):
             disco_forms=settings.disco_forms,
             disco_provider_timeout=settings.disco_provider_timeout,
         )
-        previous = (self.settings, self.registry, self.disco)
+        previous = (self.settings, self.registry, self.disco, self.modules)
         self.settings, self.registry = settings, Registry()
         self.disco = self._discovery(settings, self.registry)  # setup() functions publish into it
         try:
             modules = self.load_handlers()
         except HandlerLoadError as e:
-            self.settings, self.registry, self.disco = previous
+            self.settings, self.registry, self.disco, self.modules = previous
             self.log.error("Reload failed; still serving the previous handlers: {error}", error=str(e))
             return False
+        teardown_handlers(previous[3], self)
         self.router.registry = self.registry
         self.log.info(
             "Reloaded {count} handler modules; disco#info features: {features}",
@@ -206,7 +223,11 @@ class Component(MultiService):
         super().startService()
 
     def stopService(self) -> Deferred:
-        """Stop taking requests, let those in flight finish (up to ``shutdown_grace``), close the stream."""
+        """Stop taking requests, let those in flight finish, tear the handler modules down, close the stream.
+
+        Requests in flight get up to ``shutdown_grace`` seconds to finish, and
+        then the modules' ``teardown()`` functions up to ``shutdown_grace`` more.
+        """
         if getattr(self, "_previous_sighup", None) is not None:
             signal.signal(signal.SIGHUP, self._previous_sighup)
             self._previous_sighup = None
@@ -220,6 +241,7 @@ class Component(MultiService):
             )
         waiting = self.router.when_idle().addTimeout(self.settings.shutdown_grace, self._reactor)
         waiting.addCallbacks(self._drained, self._not_drained)
+        waiting.addCallback(lambda _: self._teardown_handlers())
         waiting.addCallback(lambda _: self._close_stream())
         waiting.addCallback(lambda _: MultiService.stopService(self))
         return waiting
@@ -233,6 +255,10 @@ class Component(MultiService):
 
     def _not_drained(self, _: object) -> None:
         self.log.warn("Shutting down with {count} request(s) unanswered", count=self.router.in_flight)
+
+    def _teardown_handlers(self) -> Deferred:
+        modules, self.modules = self.modules, []
+        return teardown_handlers(modules, self, self._reactor, self.settings.shutdown_grace)
 
     def _close_stream(self) -> None:
         for link in self.links:

@@ -38,7 +38,6 @@ from twisted.logger import LogEvent, LogLevel, formatEvent, globalLogPublisher
 from twisted.words.xish import domish
 
 from component.config import Identity, Settings
-from component.loader import load_handlers
 from component.registry import Registry
 from component.service import Component
 from component.stream import NS_COMPONENT_ACCEPT
@@ -147,7 +146,7 @@ class InMemoryComponent:
         self.registry = Registry()
         extra = {"new_id": new_id} if new_id is not None else {}
         self.component = Component(self.settings, self.registry, reactor=self.clock, **extra)
-        self.modules = load_handlers(directories, self.registry, self.component, options or {})
+        self.modules = self.component.load_handlers(directories, options or {})
         self.connect()
 
     def connect(self) -> None:
