@@ -1,5 +1,6 @@
 """conf/iqresponder.service: what it runs and how it is hardened, and systemd's own verdict on it."""
 
+import configparser
 import shutil
 import subprocess
 import sys
@@ -10,28 +11,44 @@ import pytest
 pytestmark = pytest.mark.integration
 
 UNIT = Path(__file__).parents[2] / "conf" / "iqresponder.service"
-HARDENING = [
-    "NoNewPrivileges=true",
-    "ProtectSystem=strict",
-    "ProtectHome=true",
-    "PrivateTmp=true",
-    "PrivateDevices=true",
-    "ProtectKernelTunables=true",
-    "ProtectKernelModules=true",
-    "ProtectControlGroups=true",
-    "RestrictNamespaces=true",
-    "LockPersonality=true",
-    "MemoryDenyWriteExecute=true",
-]
+HARDENING = {
+    "NoNewPrivileges": "true",
+    "ProtectSystem": "strict",
+    "ProtectHome": "true",
+    "PrivateTmp": "true",
+    "PrivateDevices": "true",
+    "ProtectKernelTunables": "true",
+    "ProtectKernelModules": "true",
+    "ProtectControlGroups": "true",
+    "RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX",
+    "RestrictNamespaces": "true",
+    "LockPersonality": "true",
+    "MemoryDenyWriteExecute": "true",
+    "SystemCallArchitectures": "native",
+}
 
 
-def settings() -> dict[str, str]:
-    lines = [line.strip() for line in UNIT.read_text().splitlines()]
-    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+def service_section(text: str) -> dict[str, str]:
+    """The [Service] settings as systemd reads them: comments skipped, names case-sensitive, a repeated name's last value.
+
+    A continuation line (systemd's trailing backslash) would fail to parse here, loudly.
+    """
+    parser = configparser.ConfigParser(
+        strict=False, interpolation=None, delimiters=("=",), comment_prefixes=("#", ";"), inline_comment_prefixes=None
+    )
+    parser.optionxform = str
+    parser.read_string(text)
+    return dict(parser["Service"])
+
+
+def hardening_differences(text: str) -> dict[str, str | None]:
+    """Each hardening option whose value differs from HARDENING: option -> the value found (None when absent)."""
+    service = service_section(text)
+    return {option: service.get(option) for option, value in HARDENING.items() if service.get(option) != value}
 
 
 def test_unit_runs_twistd_in_the_foreground_with_the_config_and_restarts_on_failure():
-    unit = settings()
+    unit = service_section(UNIT.read_text())
     assert unit["ExecStart"].split()[1:3] == ["--nodaemon", "--pidfile="]
     assert "iqresponder --config /etc/iqresponder/iqresponder.toml" in unit["ExecStart"]
     assert unit["Restart"] == "on-failure"
@@ -39,10 +56,17 @@ def test_unit_runs_twistd_in_the_foreground_with_the_config_and_restarts_on_fail
     assert unit["User"] != "root"
 
 
-def test_unit_uses_systemds_hardening_options():
+def test_unit_sets_each_of_systemds_hardening_options_to_its_value():
+    assert hardening_differences(UNIT.read_text()) == {}
+
+
+def test_a_commented_out_or_weakened_hardening_option_is_reported():
     text = UNIT.read_text()
-    missing = [option for option in HARDENING if option not in text]
-    assert missing == []
+    assert "\nNoNewPrivileges=true\n" in text and "\nProtectSystem=strict\n" in text
+    weakened = text.replace("\nNoNewPrivileges=true\n", "\n#NoNewPrivileges=true\n").replace(
+        "\nProtectSystem=strict\n", "\nProtectSystem=true\n"
+    )
+    assert hardening_differences(weakened) == {"NoNewPrivileges": None, "ProtectSystem": "true"}
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed here")
