@@ -19,8 +19,6 @@ async def ask_server(request):
     await request.component.disco_info("localhost")
 """
 
-METRICS_PORT = free_port()
-
 
 @pytest.fixture(scope="module")
 def handler_directory(tmp_path_factory):
@@ -30,13 +28,28 @@ def handler_directory(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def extra_config():
-    return f'[metrics]\nendpoint = "tcp:port={METRICS_PORT}:interface=127.0.0.1"\n'
+def metrics_port(server) -> int:
+    """A port free now, chosen for each server variant's component just before it starts (not at import)."""
+    return free_port()
 
 
-def scrape() -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=10) as response:
-        text = response.read().decode()
+@pytest.fixture(scope="module")
+def extra_config(metrics_port):
+    return f'[metrics]\nendpoint = "tcp:port={metrics_port}:interface=127.0.0.1"\n'
+
+
+@pytest.fixture
+def scrape(component, metrics_port):
+    """Read the component's /metrics page: sample name with its labels -> value."""
+
+    def read() -> dict[str, float]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
+            return parse(response.read().decode())
+
+    return read
+
+
+def parse(text: str) -> dict[str, float]:
     samples = {}
     for line in text.splitlines():
         match = re.fullmatch(r"([a-z_]+(?:\{[^}]*\})?) (\S+)", line)
@@ -45,15 +58,15 @@ def scrape() -> dict[str, float]:
     return samples
 
 
-def value(samples, name, **labels) -> float:
+def sample(name: str, **labels: str) -> str:
     if labels:
         name += "{" + ",".join(f'{key}="{val}"' for key, val in labels.items()) + "}"
-    return samples.get(name, 0.0)
+    return name
 
 
-def test_numbers_move_as_traffic_flows(client):
+def test_numbers_move_as_traffic_flows(client, scrape):
     before = scrape()
-    assert value(before, 'iqresponder_connected{jid="iq.localhost"}') == 1.0
+    assert before[sample("iqresponder_connected", jid="iq.localhost")] == 1.0
     for _ in range(5):
         assert client.iq("<ping xmlns='urn:xmpp:ping'/>").get("type") == "result"
     for _ in range(3):
@@ -62,17 +75,22 @@ def test_numbers_move_as_traffic_flows(client):
     after = scrape()
 
     def moved(name, **labels):
-        return value(after, name, **labels) - value(before, name, **labels)
+        """How far a sample moved; a labelled sample may first appear in ``after``, never vanish from it."""
+        return after[sample(name, **labels)] - before.get(sample(name, **labels), 0.0)
 
     assert moved("iqresponder_requests_total", namespace="urn:xmpp:ping", outcome="result", type="get") == 5
     assert moved("iqresponder_requests_total", namespace="other", outcome="service-unavailable", type="get") == 3
     assert moved("iqresponder_responder_seconds_count", namespace="urn:xmpp:ping") == 5
     assert moved("iqresponder_outbound_queries_total", outcome="answered") >= 1
-    assert value(after, "iqresponder_outbound_queries_pending") == 0
-    assert value(after, "iqresponder_reconnects_total") == 0
+    assert after["iqresponder_outbound_queries_pending"] == 0
+    assert after["iqresponder_reconnects_total"] == 0
 
 
-def test_unknown_namespaces_do_not_grow_the_label_set(client):
+def test_unknown_namespaces_do_not_grow_the_label_set(client, scrape):
+    before = scrape()
     for index in range(10):
-        client.iq(f"<query xmlns='urn:example:invented{index}'/>")
-    assert not [name for name in scrape() if "invented" in name]
+        assert error_of(client.iq(f"<query xmlns='urn:example:invented{index}'/>")) == ("cancel", "service-unavailable")
+    after = scrape()
+    other = sample("iqresponder_requests_total", namespace="other", outcome="service-unavailable", type="get")
+    assert after[other] - before.get(other, 0.0) == 10  # counted, under the one label "other"
+    assert not [name for name in after if "invented" in name]
