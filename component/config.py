@@ -35,7 +35,7 @@ class ConfigError(Exception):
 class Limits:
     """What one stream, one sender and the responders may cost (see README, "Limits")."""
 
-    max_stanza_bytes: int = 256 * 1024
+    max_stanza_bytes: int = 2 * 1024 * 1024
     max_depth: int = 32
     handler_timeout: float = 10.0
     max_in_flight: int = 1000

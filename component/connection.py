@@ -23,12 +23,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import error, xmlstream
 from twisted.words.protocols.jabber.component import ConnectComponentAuthenticator
-from twisted.words.xish import domish
 from zope.interface import implementer
 
 from component.config import Limits
 from component.metrics import NoMetrics
-from component.stream import ComponentStream
+from component.stream import ComponentStream, StanzaRouter
 
 INITIAL_RETRY_DELAY = 0.5  # seconds; doubles per failed attempt up to reconnect_max, plus up to 1 s of jitter
 
@@ -89,7 +88,7 @@ class ComponentConnection(Service):
         secret: str,
         endpoint: IStreamClientEndpoint,
         server: str,
-        route_iq: Callable[[domish.Element], None],
+        router: StanzaRouter,
         on_authenticated: Callable[[ComponentStream], None],
         on_lost: Callable[[str], None],
         on_refused: Callable[[str, str | None], None],
@@ -108,7 +107,7 @@ class ComponentConnection(Service):
         self._limits = limits or Limits()
         self._secret = secret
         self.server = server
-        self._route_iq = route_iq
+        self._router = router
         self._on_authenticated = on_authenticated
         self._on_lost = on_lost
         self._on_refused = on_refused
@@ -169,7 +168,7 @@ class ComponentConnection(Service):
         self.attempts_since_authenticated = 0
         self.ever_authenticated = True
         self.stream = stream
-        stream.route_iq = self._route_iq
+        stream.router = self._router
         self._metrics.set_connected(self.jid, True)
         self.log.info("Authenticated as {jid} to {server}", jid=self.jid, server=self.server)
         self._on_authenticated(stream)
@@ -201,7 +200,7 @@ class ComponentConnection(Service):
             self._on_refused(condition, text)
 
     def _ended(self, stream: ComponentStream, reason: Failure) -> None:
-        stream.route_iq = None
+        stream.router = None
         timer = getattr(stream, "handshake_timer", None)
         if timer is not None and timer.active():
             timer.cancel()

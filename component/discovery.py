@@ -18,19 +18,18 @@ out, that one query gets ``internal-server-error`` and nothing else changes.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.xish import domish
 
 from component.dataforms import NS_DATA, Form
 from component.errors import StanzaError
+from component.outcome import settle, stanza_error
 from component.request import InvalidFormat, Request, parse_jid
 
 NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
@@ -104,8 +103,6 @@ class Discovery:
     ``jid=None`` means every JID the component serves; ``node=None`` means the
     entity itself (no node). Registering changes the answers at once.
     """
-
-    log = Logger()
 
     def __init__(
         self,
@@ -228,36 +225,26 @@ class Discovery:
     def _items_element(self, level: _Static, node: str | None) -> domish.Element:
         return items_element(level.items.values(), node)
 
-    def _call(self, kind: str, provider, request: Request, node: str | None) -> Deferred:
-        try:
-            result = provider(request)
-        except Exception:  # noqa: BLE001 - one provider's failure is one query's error
-            result = fail()
-        if inspect.iscoroutine(result):
-            result = Deferred.fromCoroutine(result)
-        if not isinstance(result, Deferred):
-            result = succeed(result)
-        result.addTimeout(self.provider_timeout, self._clock)
-        if kind == "info":
-            result.addCallback(lambda info: info_element(_as_info(info), node))
-        else:
-            result.addCallback(lambda items: items_element(items, node))
-        return result.addErrback(self._provider_failed, kind, provider, request, node)
+    def _call(self, kind: str, provider, request: Request, node: str | None) -> domish.Element | Deferred:
+        """Run a provider as the router runs a responder (component/outcome.py); its failure is one query's error."""
 
-    def _provider_failed(self, failure: Failure, kind: str, provider, request: Request, node: str | None):
-        if failure.check(StanzaError):
-            return failure
-        self.log.failure(
-            "Disco {kind} provider {provider} failed for node {node!r} of {recipient}, asked by {sender} id {id}",
-            failure,
-            kind=kind,
-            provider=getattr(provider, "__qualname__", repr(provider)),
-            node=node,
-            recipient=request.stanza.getAttribute("to"),
-            sender=request.stanza.getAttribute("from"),
-            id=request.id,
-        )
-        raise StanzaError("internal-server-error")
+        def build(value: Any) -> domish.Element:
+            return info_element(_as_info(value), node) if kind == "info" else items_element(value, node)
+
+        def describe() -> dict[str, Any]:
+            name = getattr(provider, "__qualname__", repr(provider))
+            return {"what": f"Disco {kind} provider {name}", "request": f"node {node!r} of {request!r}"}
+
+        def answer_failure(failure: Failure) -> None:
+            raise stanza_error(failure, describe, self.provider_timeout)
+
+        try:
+            result = settle(provider(request), self._clock, self.provider_timeout)
+            if not isinstance(result, Deferred):
+                return build(result)
+        except Exception:  # noqa: BLE001 - one provider's failure is one query's error
+            answer_failure(Failure())
+        return result.addCallback(build).addErrback(answer_failure)
 
 
 def _as_info(value: Any) -> DiscoInfo:

@@ -18,7 +18,7 @@ from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from component.config import Settings
 from component.connection import ComponentConnection
 from component.keepalive import Keepalive
-from component.stream import ComponentStream
+from component.stream import ComponentStream, StanzaRouter
 from component.tracker import Tracker
 
 
@@ -37,7 +37,7 @@ class Link:
         settings: Settings,
         endpoint: IStreamClientEndpoint,
         tracker: Tracker,
-        route_iq: Callable[..., None],
+        router: StanzaRouter,
         on_refused: Callable[[Link, str, str | None], None],
         on_replaced: Callable[[Link, str | None], None],
         server_domain: str,
@@ -64,7 +64,7 @@ class Link:
             secret=settings.secret,
             endpoint=endpoint,
             server=settings.server,
-            route_iq=route_iq,
+            router=router,
             on_authenticated=self._authenticated,
             on_lost=self._lost,
             on_refused=lambda condition, text: on_refused(self, condition, text),

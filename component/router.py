@@ -11,21 +11,20 @@ answers are), which costs a fraction of building and serializing an Element.
 
 from __future__ import annotations
 
-import inspect
 import re
 from time import perf_counter
 from typing import Any
 
-from twisted.internet.defer import CancelledError, Deferred, succeed
-from twisted.internet.defer import TimeoutError as HandlerTimeout
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.xish import domish
 
 from component.config import Limits
-from component.errors import IqError, IqTimeout, StanzaError
+from component.errors import StanzaError
 from component.metrics import NoMetrics
+from component.outcome import INTERNAL_SERVER_ERROR, settle, stanza_error
 from component.policy import AccessControl, SenderRateLimit
 from component.registry import Registry, Responder
 from component.request import InvalidFormat, Request, parse_jid
@@ -43,9 +42,6 @@ FORBIDDEN = StanzaError("forbidden")
 TOO_FAST = StanzaError("resource-constraint", text="Too many requests from this sender; slow down")
 TOO_BUSY = StanzaError("resource-constraint", text="Too many requests in progress; try again later")
 SHUTTING_DOWN = StanzaError("resource-constraint", text="Shutting down; try again later")
-INTERNAL_SERVER_ERROR = StanzaError("internal-server-error")
-REMOTE_SERVER_TIMEOUT = StanzaError("remote-server-timeout")
-UNDEFINED_CONDITION = StanzaError("undefined-condition")
 
 
 def serialized(element: domish.Element) -> domish.SerializedXML:
@@ -148,29 +144,60 @@ class Router:
             return
         self.call(responder, Request(iq, payload, sender, recipient, self.component))
 
+    def refuse(self, stanza: domish.Element, condition: str, text: str) -> None:
+        """Answer a stanza that broke a limit (its content already discarded), or drop it. Never raises.
+
+        A get or set with an id and a sender gets the error; anything else
+        cannot be answered usefully, so it is dropped with one log line.
+        """
+        attributes = stanza.attributes
+        answerable = (
+            stanza.name == "iq"
+            and attributes.get("type") in ("get", "set")
+            and "id" in attributes
+            and "from" in attributes
+        )
+        if answerable:
+            self.reply_error(stanza, StanzaError(condition, text=text.capitalize()))
+        else:
+            self.log.warn(
+                "Dropped a <{name}/> {type} from {sender} id {id}: {text}",
+                name=stanza.name,
+                type=attributes.get("type"),
+                sender=attributes.get("from"),
+                id=attributes.get("id"),
+                text=text,
+            )
+
     def call(self, responder: Responder, request: Request) -> None:
         """Run ``responder`` and send its one reply, now or when its result arrives."""
         if self.timing:
             request.received = perf_counter()
         try:
-            result = responder.function(request)
+            result = settle(responder.function(request), self.clock, self.limits.handler_timeout)
         except Exception:  # noqa: BLE001 - a responder's exception becomes its error reply
             self.reply_failure(Failure(), responder, request)
             return
-        if inspect.iscoroutine(result):
-            result = Deferred.fromCoroutine(result)
         if isinstance(result, Deferred):
             self.in_flight += 1
-            result.addTimeout(self.limits.handler_timeout, self.clock)
             result.addCallbacks(
                 self.reply_result,
                 self.reply_failure,
                 callbackArgs=(responder, request),
                 errbackArgs=(responder, request),
             )
+            result.addErrback(self._reply_failed, responder, request)
             result.addBoth(self._finished)
         else:
             self.reply_result(result, responder, request)
+
+    def _reply_failed(self, failure: Failure, responder: Responder, request: Request) -> None:
+        self.log.failure(
+            "Failed to reply to {request} after {responder} answered",
+            failure,
+            request=request,
+            responder=responder.name,
+        )
 
     def _finished(self, _: Any) -> None:
         self.in_flight -= 1
@@ -203,51 +230,21 @@ class Router:
             )
         else:
             self.log.error(
-                "Responder {responder} returned {kind}, not an Element or None, "
-                "for {type} {namespace} from {sender} id {id}",
+                "Responder {responder} returned {kind}, not an Element or None, for {request}",
                 responder=responder.name,
                 kind=type(result).__name__,
-                type=request.type,
-                namespace=request.namespace,
-                sender=request.stanza.getAttribute("from"),
-                id=request.id,
+                request=request,
             )
             self.reply_error(request.stanza, INTERNAL_SERVER_ERROR, request.payload, request=request)
 
     def reply_failure(self, failure: Failure, responder: Responder, request: Request) -> None:
-        """Map a responder's exception to its one error reply (DESIGN.md, public API)."""
-        error = failure.value
-        if isinstance(error, StanzaError):
-            reply = error
-        elif isinstance(error, IqTimeout):
-            reply = REMOTE_SERVER_TIMEOUT
-        elif isinstance(error, IqError):
-            reply = UNDEFINED_CONDITION
-        elif isinstance(error, HandlerTimeout):
-            self.log.warn(
-                "Responder {responder} did not answer {type} {namespace} from {sender} id {id} "
-                "within {timeout:g} s; it was cancelled",
-                responder=responder.name,
-                type=request.type,
-                namespace=request.namespace,
-                sender=request.stanza.getAttribute("from"),
-                id=request.id,
-                timeout=self.limits.handler_timeout,
-            )
-            reply = INTERNAL_SERVER_ERROR
-        else:
-            if not isinstance(error, CancelledError):
-                self.log.failure(
-                    "Responder {responder} failed on {type} {namespace} from {sender} id {id}",
-                    failure,
-                    responder=responder.name,
-                    type=request.type,
-                    namespace=request.namespace,
-                    sender=request.stanza.getAttribute("from"),
-                    id=request.id,
-                )
-            reply = INTERNAL_SERVER_ERROR
-        self.reply_error(request.stanza, reply, request.payload, request=request)
+        """Answer a responder's exception with its one error reply (component/outcome.py decides which)."""
+        error = stanza_error(
+            failure,
+            lambda: {"what": f"Responder {responder.name}", "request": request},
+            self.limits.handler_timeout,
+        )
+        self.reply_error(request.stanza, error, request.payload, request=request)
 
     def _record(self, iq: domish.Element, namespace: str | None, outcome: str, seconds: float | None) -> None:
         """Count the reply, and log one debug event for it when ``[logging] requests`` is on."""

@@ -117,7 +117,7 @@ class Component(MultiService):
                 settings,
                 endpoint or endpoints.clientFromString(reactor, settings.server),
                 self.tracker,
-                self.router.receive,
+                self.router,
                 self._refused,
                 self._replaced,
                 self.server_domain,

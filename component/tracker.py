@@ -106,15 +106,17 @@ class Tracker:
         iq["from"] = sender
         iq.addChild(payload)
 
-        if not self._send(iq):
-            return fail(NotConnected(f"not connected: cannot send the query to {to}"))
+        # Registered before it is sent: a response can arrive while the send is still on the stack.
         deferred = Deferred(lambda d: self._forget(iq_id))
-        timeout = self.default_timeout if timeout is None else timeout
-        timer = None
-        if timeout != NO_TIMEOUT:
-            timer = self._clock.callLater(timeout, self._expire, iq_id, to, timeout)
-        self._pending[iq_id] = _Pending(deferred, expected_from, sender, timer)
+        pending = self._pending[iq_id] = _Pending(deferred, expected_from, sender, None)
         self._metrics.query_sent()
+        if not self._send(iq):
+            del self._pending[iq_id]
+            self._metrics.query_ended("not_connected")
+            return fail(NotConnected(f"not connected: cannot send the query to {to}"))
+        timeout = self.default_timeout if timeout is None else timeout
+        if timeout != NO_TIMEOUT and not deferred.called:
+            pending.timer = self._clock.callLater(timeout, self._expire, iq_id, to, timeout)
         return deferred
 
     def receive(self, iq: domish.Element) -> None:

@@ -66,7 +66,7 @@ def condition(reply):
     return error["type"], name
 
 
-def test_responder_that_never_finishes_is_cancelled_after_handler_timeout(tmp_path, caplog_twisted):
+def test_responder_that_never_finishes_is_answered_after_handler_timeout(tmp_path, caplog_twisted):
     harness = harness_with(tmp_path, limits=Limits(handler_timeout=10.0))
     assert harness.receive(request("never")) == []
     harness.clock.advance(9.9)
@@ -74,10 +74,14 @@ def test_responder_that_never_finishes_is_cancelled_after_handler_timeout(tmp_pa
     harness.clock.advance(0.2)
     [reply] = harness.sent()
     assert condition(reply) == ("cancel", "internal-server-error")
-    module = next(m.module for m in harness.modules if m.name == "faults")
-    assert "cancelled" in module.pending
     assert "did not answer" in caplog_twisted.text()
     assert harness.component.router.in_flight == 0
+    # The Deferred is the responder's, perhaps shared with other requests: the router stops
+    # waiting for it but does not cancel it, and its late result makes no second reply.
+    module = next(m.module for m in harness.modules if m.name == "faults")
+    [late] = module.pending
+    late.callback(None)
+    assert harness.sent() == []
 
 
 def test_responder_that_calls_back_twice_gives_exactly_one_reply(tmp_path):
