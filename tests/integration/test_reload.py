@@ -1,6 +1,8 @@
 """SIGHUP reloads the handler modules and disco configuration while a client keeps querying."""
 
+import os
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -84,3 +86,66 @@ def test_adding_changing_and_breaking_a_module_under_sighup(server, secret_file,
             client.close()
         if process is not None:
             process.stop()
+
+
+HELPED = """
+from twisted.logger import Logger
+from twisted.words.xish import domish
+
+from _answer import ANSWER
+from component import responder
+
+VERSION = "v1"
+
+
+@responder("urn:example:hot", "get")
+def hot(request):
+    element = domish.Element(("urn:example:hot", "answer"))
+    element.addContent(f"{ANSWER} {VERSION}")
+    return element
+
+
+def teardown(component):
+    Logger().info("Tearing down hot {version}", version=VERSION)
+"""
+
+
+def rewrite_keeping_size_and_mtime(path: Path, text: str) -> None:
+    """Change ``path`` as ``rsync -a`` can: new bytes, same size, same modification time."""
+    before = path.stat()
+    path.write_text(text)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+
+
+def test_sighup_serves_a_helper_changed_with_the_same_size_and_mtime_and_tears_the_old_module_down(
+    server, secret_file, tmp_path
+):
+    directory = tmp_path / "helped"
+    directory.mkdir()
+    (directory / "_answer.py").write_text('ANSWER = "first"\n')
+    (directory / "hot.py").write_text(HELPED)
+    config = write_config(tmp_path / "helped.toml", server.endpoint, secret_file, [directory])
+    process = client = None
+    try:
+        # Bytecode caching on, as in a deployment: stale bytecode would answer "first v1" below.
+        process = ComponentProcess(config, env={"PYTHONDONTWRITEBYTECODE": ""})
+        process.wait_for_log("Authenticated as iq.localhost")
+        client = XmppClient(f"{USER}@localhost/helped", PASSWORD, server.c2s_port)
+        assert answer(client) == "first v1"
+
+        rewrite_keeping_size_and_mtime(directory / "_answer.py", 'ANSWER = "other"\n')
+        rewrite_keeping_size_and_mtime(directory / "hot.py", HELPED.replace('"v1"', '"v2"'))
+        process.process.send_signal(signal.SIGHUP)
+        process.wait_for_log("Reloaded", count=1)
+        assert answer(client) == "other v2"
+        assert "Tearing down hot v1" in process.log()
+        assert not (directory / "__pycache__").exists()
+    finally:
+        if client is not None:
+            client.close()
+        if process is not None:
+            process.stop()
+    assert process.process.returncode == 0
+    assert "Tearing down hot v2" in process.log()  # at shutdown
