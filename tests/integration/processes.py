@@ -8,8 +8,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, TypeVar
+
+T = TypeVar("T")
 
 TWISTD = Path(sys.executable).parent / "twistd"
 TWIST = Path(sys.executable).parent / "twist"
@@ -28,10 +31,12 @@ class ComponentProcess:
         env: dict[str, str] | None = None,
         twistd_options: tuple[str, ...] = ("--logfile=-",),
         twist_options: tuple[str, ...] = ("--log-format=text",),
+        changed: threading.Condition | None = None,
     ) -> None:
+        """``changed``: a condition several processes share, so that ``wait_until`` can watch all their logs."""
         self.config = config
         self.lines: list[str] = []
-        self._changed = threading.Condition()
+        self._changed = changed or threading.Condition()
         runner = [str(TWIST), *twist_options] if twist else [str(TWISTD), "--nodaemon", "--pidfile=", *twistd_options]
         command = [*runner, "iqresponder", "--config", str(config), *extra]
         self.process = subprocess.Popen(
@@ -63,18 +68,27 @@ class ComponentProcess:
 
     def wait_for_log(self, text: str, count: int = 1, timeout: float = 15.0) -> str:
         """Wait until ``text`` has appeared in ``count`` log lines; return the last such line."""
+
+        def found() -> str | None:
+            matches = [line for line in self.lines if text in line]
+            return matches[count - 1] if len(matches) >= count else None
+
+        return self.wait_until(found, f"a log line with {text!r} (x{count})", timeout)
+
+    def wait_until(self, found: Callable[[], T | None], what: str, timeout: float = 15.0) -> T:
+        """Wait until ``found()``, called each time a line is logged, returns something other than None; return it.
+
+        ``found`` runs under the lock that guards ``lines``: of this process, and of every process
+        made with the same ``changed`` condition, so it may read all their lines.
+        """
         deadline = time.monotonic() + timeout
         with self._changed:
-            while True:
-                matches = [line for line in self.lines if text in line]
-                if len(matches) >= count:
-                    return matches[count - 1]
+            while (result := found()) is None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or (self.process.poll() is not None and not self._reader.is_alive()):
-                    raise AssertionError(
-                        f"no log line with {text!r} (x{count}) within {timeout} s:\n" + "\n".join(self.lines)
-                    )
-                self._changed.wait(min(remaining, 0.5))
+                    raise AssertionError(f"no {what} within {timeout} s:\n" + "\n".join(self.lines))
+                self._changed.wait(min(remaining, 0.5))  # wakes to notice the process has exited
+            return result
 
     def wait(self, timeout: float = 15.0) -> int:
         """Wait for the process to exit by itself; return its exit status."""

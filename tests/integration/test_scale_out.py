@@ -9,14 +9,15 @@ responses go astray.
 
 Each instance is the same configuration file started with its own ``--instance-jid``.
 ejabberd logs nothing at info when a component connection goes away, so this module runs it
-at debug and waits for its "Route unregistered" line, never for a fixed time.
+at debug and waits for its "Route unregistered" line, never for a fixed time. A held request
+is held until the test releases it (SIGUSR1 to the instance), not for a time, so an instance
+is stopped or killed while it certainly holds what its log says it holds.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,15 +33,16 @@ from tests.integration.xmpp_client import XmppClient, error_of
 pytestmark = [pytest.mark.integration, pytest.mark.servers("ejabberd-tcp", "ejabberd-tls")]
 
 CLIENT_TIMEOUT = 4.0
-"""How long the client waits for a reply to a slow request (which takes 1 s)."""
+"""How long the client waits for a reply to a held request (a killed instance's never comes)."""
 SHARED = "iq.localhost"
 INSTANCES = ("iq-1.localhost", "iq-2.localhost", "iq-3.localhost")
 NS, ECHO = "urn:example:scale", "urn:example:echo"
 
 HANDLERS = f'''
 import os
+import signal
 
-from twisted.internet import reactor, task
+from twisted.internet import defer, reactor
 from twisted.logger import Logger
 from twisted.words.xish import domish
 
@@ -48,6 +50,17 @@ from component import responder
 
 NS, ECHO = "{NS}", "{ECHO}"
 log = Logger()
+held = []
+
+
+def release_all():
+    log.info("releasing {{count}} held request(s)", count=len(held))
+    while held:
+        held.pop(0).callback(None)
+
+
+# The test releases what an instance holds with SIGUSR1, at the moment it chooses.
+signal.signal(signal.SIGUSR1, lambda signum, frame: reactor.callFromThread(release_all))
 
 
 def me(request):
@@ -62,10 +75,12 @@ def whoami(request):
     return answer
 
 
-@responder(NS, "get", element="slow")
-async def slow(request):
-    log.info("slow request {{token}} held by {{me}}", token=request.payload["token"], me=me(request))
-    await task.deferLater(reactor, 1.0, lambda: None)
+@responder(NS, "get", element="hold")
+async def hold(request):
+    released = defer.Deferred()
+    held.append(released)
+    log.info("request {{token}} held by {{me}}", token=request.payload["token"], me=me(request))
+    await released
     answer = domish.Element((NS, "done"))
     answer["by"] = me(request)
     return answer
@@ -107,7 +122,10 @@ def start_instances(config) -> Iterator[Callable[..., list[ComponentProcess]]]:
     started: list[ComponentProcess] = []
 
     def start(names: tuple[str | None, ...] = INSTANCES) -> list[ComponentProcess]:
-        processes = [ComponentProcess(config, *(["--instance-jid", name] if name else [])) for name in names]
+        changed = threading.Condition()  # shared, so that a wait can watch every instance's log at once
+        processes = [
+            ComponentProcess(config, *(["--instance-jid", name] if name else []), changed=changed) for name in names
+        ]
         started.extend(processes)
         for process, name in zip(processes, names, strict=True):
             process.wait_for_log(f"Authenticated as {SHARED} ")
@@ -162,17 +180,17 @@ def test_when_one_instance_is_killed_the_others_answer_every_later_request(serve
 
 
 def held_requests(processes: list[ComponentProcess]) -> dict[str, str]:
-    """token -> the instance whose log says it holds that slow request."""
+    """token -> the instance whose log says it holds that request."""
     held = {}
     for process, name in zip(processes, INSTANCES, strict=True):
-        for line in process.log().splitlines():
-            if "slow request " in line:
-                held[line.split("slow request ")[1].split(" ")[0]] = name
+        for line in process.lines:
+            if "request " in line and " held by " in line:
+                held[line.split("request ")[1].split(" ")[0]] = name
     return held
 
 
-def send_slow_requests(client: XmppClient, processes: list[ComponentProcess], count: int = 12):
-    """Send ``count`` slow requests at once from a thread, and wait until every one is held by an instance.
+def send_held_requests(client: XmppClient, processes: list[ComponentProcess], count: int = 12):
+    """Send ``count`` requests to hold at once from a thread, and wait until every one is held by an instance.
 
     Returns the tokens, the list the replies will be in (in token order, ``None`` for no reply
     within CLIENT_TIMEOUT), the sending thread to join, and which instance holds which token.
@@ -181,27 +199,37 @@ def send_slow_requests(client: XmppClient, processes: list[ComponentProcess], co
     replies: list = []
     sender = threading.Thread(
         target=lambda: replies.extend(
-            client.iqs([f"<slow xmlns='{NS}' token='{token}'/>" for token in tokens], timeout=CLIENT_TIMEOUT)
+            client.iqs([f"<hold xmlns='{NS}' token='{token}'/>" for token in tokens], timeout=CLIENT_TIMEOUT)
         )
     )
     sender.start()
-    deadline = time.monotonic() + 10
-    while len(held := held_requests(processes)) < count:
-        assert time.monotonic() < deadline, f"only {held} arrived"
-        time.sleep(0.02)
-    return tokens, replies, sender, held
+
+    def all_held() -> dict[str, str] | None:
+        held = held_requests(processes)
+        return held if len(held) == count else None
+
+    return tokens, replies, sender, processes[0].wait_until(all_held, f"{count} held requests", timeout=10)
+
+
+def release(process: ComponentProcess) -> None:
+    """Let an instance answer every request it holds."""
+    process.process.send_signal(signal.SIGUSR1)
 
 
 def test_a_request_held_by_an_instance_that_dies_gets_no_reply_at_all(start_instances, client):
     """ejabberd sends nothing for a request it delivered to a connection that then died: the
     client has only its own timeout to go by. The survivors' requests are answered."""
     processes = start_instances()
-    tokens, replies, sender, held = send_slow_requests(client, processes)
+    tokens, replies, sender, held = send_held_requests(client, processes)
     victim, _count = Counter(held.values()).most_common(1)[0]
     killed = processes[INSTANCES.index(victim)]
     killed.process.send_signal(signal.SIGKILL)
     killed.wait()
+    for survivor in processes:
+        if survivor is not killed:
+            release(survivor)
     sender.join(CLIENT_TIMEOUT + 10)
+    assert not sender.is_alive()
 
     outcome = dict(zip(tokens, replies, strict=True))
     lost = {token for token, reply in outcome.items() if reply is None}
@@ -215,13 +243,17 @@ def test_an_instance_stopped_with_sigterm_answers_what_it_holds_and_the_others_t
 ):
     """A rolling restart: the stopped instance finishes its requests, nothing is lost."""
     processes = start_instances()
-    tokens, replies, sender, held = send_slow_requests(client, processes)
-    stopped_name, _count = Counter(held.values()).most_common(1)[0]
+    tokens, replies, sender, held = send_held_requests(client, processes)
+    stopped_name, count = Counter(held.values()).most_common(1)[0]
     stopped = processes[INSTANCES.index(stopped_name)]
     offset = len(server.log_path.read_text(errors="replace"))
     stopped.process.send_signal(signal.SIGTERM)
+    assert f"for {count} request(s) in progress" in stopped.wait_for_log("Shutting down: waiting")
+    for process in processes:
+        release(process)
     assert stopped.wait() == 0
     sender.join(CLIENT_TIMEOUT + 10)
+    assert not sender.is_alive()
 
     assert [reply is not None and reply.get("type") for reply in replies] == ["result"] * len(tokens)
     finished_by = {token: reply.find(f"{{{NS}}}done").get("by") for token, reply in zip(tokens, replies, strict=True)}
