@@ -11,9 +11,7 @@ releases what ``setup()`` took.
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
-import inspect
 import sys
 import traceback
 from collections.abc import Mapping, Sequence
@@ -23,14 +21,17 @@ from types import ModuleType
 from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList
-from twisted.internet.defer import TimeoutError as DeferredTimeout
+from twisted.internet.defer import TimeoutError as DeadlineExceeded
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from component.importer import HelperConflict, find_helpers, fresh_imports, module_spec
+from component.outcome import settle
 from component.registry import RegistrationConflict, Registry
 
 MODULE_PREFIX = "iqresponder_handlers."
+DEFAULT_TEARDOWN_TIMEOUT = 10.0  # seconds; the component passes its shutdown_grace
 
 log = Logger()
 
@@ -73,12 +74,16 @@ def load_handlers(
     registry: Registry,
     component: Any,
     options: Mapping[str, Mapping[str, Any]],
+    clock: IReactorTime | None = None,
+    teardown_timeout: float = DEFAULT_TEARDOWN_TIMEOUT,
 ) -> list[HandlerModule]:
     """Import, register and set up every handler module of ``directories``.
 
     Modules and helpers are imported afresh from the source on disk. When one
-    fails, the modules already set up are torn down and ``sys.modules`` is left
-    as it was before the call, so that a failed reload leaves the previous set whole.
+    fails, the modules already set up are torn down (``clock`` and
+    ``teardown_timeout`` as for ``teardown_handlers``) and ``sys.modules`` is
+    left as it was before the call, so that a failed reload leaves the previous
+    set whole.
     """
     files = handler_files(directories)
     unknown = sorted(set(options) - {path.stem for path in files})
@@ -94,7 +99,7 @@ def load_handlers(
             for path in files:
                 loaded.append(_load(path, registry, component, options.get(path.stem, {})))
     except HandlerLoadError:
-        teardown_handlers(loaded, component)
+        teardown_handlers(loaded, component, clock, teardown_timeout)
         raise
     return loaded
 
@@ -135,53 +140,39 @@ def _import(path: Path) -> ModuleType:
 
 
 def teardown_handlers(
-    modules: Sequence[HandlerModule], component: Any, clock: Any = None, timeout: float | None = None
+    modules: Sequence[HandlerModule],
+    component: Any,
+    clock: IReactorTime | None = None,
+    timeout: float = DEFAULT_TEARDOWN_TIMEOUT,
 ) -> Deferred:
     """Call the ``teardown(component)`` of each module that has one, the last loaded first.
 
     Returns a Deferred that fires (never fails) once every teardown that
     returned a Deferred or an awaitable has finished, or after ``timeout``
-    seconds on ``clock``, when those still running are cancelled. A teardown
-    that raises, fails or runs out of time is logged with its module's file and
+    seconds on ``clock`` (the global reactor by default), when those still
+    running stop being waited for (component/outcome.py). A teardown that
+    raises, fails or runs out of time is logged with its module's file and
     stops nothing: the others still run.
     """
+    if clock is None:
+        from twisted.internet import reactor as clock
     waiting = []
     for handler in reversed(modules):
         teardown = getattr(handler.module, "teardown", None)
         if not callable(teardown):
             continue
         try:
-            result = _as_deferred(teardown(component))
+            result = settle(teardown(component), clock, timeout)
         except Exception:  # noqa: BLE001 - a module's failure to clean up is its own, logged with its file
-            _teardown_failed(Failure(), handler)
+            _teardown_failed(Failure(), handler, timeout)
             continue
-        if result is None:
-            continue
-        if timeout is not None:
-            result.addTimeout(timeout, clock)
-        waiting.append(result.addErrback(_teardown_failed, handler, timeout))
+        if isinstance(result, Deferred):
+            waiting.append(result.addErrback(_teardown_failed, handler, timeout))
     return DeferredList(waiting).addCallback(lambda _: None)
 
 
-def _as_deferred(result: object) -> Deferred | None:
-    """A teardown's result as a Deferred to wait for, or ``None`` when there is nothing to wait for."""
-    if isinstance(result, Deferred):
-        return result
-    if asyncio.isfuture(result):
-        return Deferred.fromFuture(result)
-    if inspect.iscoroutine(result):
-        return Deferred.fromCoroutine(result)
-    if inspect.isawaitable(result):
-
-        async def wait() -> object:
-            return await result
-
-        return Deferred.fromCoroutine(wait())
-    return None
-
-
-def _teardown_failed(failure: Failure, handler: HandlerModule, timeout: float | None = None) -> None:
-    if failure.check(DeferredTimeout):
+def _teardown_failed(failure: Failure, handler: HandlerModule, timeout: float) -> None:
+    if failure.check(DeadlineExceeded):
         log.error(
             "teardown() of handler module {name} ({path}) did not finish within {timeout:g} s",
             name=handler.name,

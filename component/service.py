@@ -165,6 +165,8 @@ class Component(MultiService):
             self,
             self.settings.handler_options if options is None else options,
         )
+            self._reactor,
+            self.settings.shutdown_grace,
         return self.modules
 
     def reload(self) -> bool:
@@ -174,8 +176,9 @@ class Component(MultiService):
         overrides), the modules and their helpers are imported anew from their
         source into a fresh registry and disco provider, and set up. Only when
         all of that succeeded is the previous set torn down (each module's
-        ``teardown()``, not waited for) and replaced. On any failure the
-        previous set keeps serving, not torn down, and the reason is logged.
+        ``teardown()``, bounded by ``shutdown_grace``; the reload does not wait
+        for it) and replaced. On any failure the previous set keeps serving,
+        not torn down, and the reason is logged.
         """
         try:
             settings = load(self.settings.path, self.overrides)
@@ -200,7 +203,7 @@ class Component(MultiService):
             self.settings, self.registry, self.disco, self.modules = previous
             self.log.error("Reload failed; still serving the previous handlers: {error}", error=str(e))
             return False
-        teardown_handlers(previous[3], self)
+        teardown_handlers(previous[3], self, self._reactor, self.settings.shutdown_grace)
         self.router.registry = self.registry
         self.log.info(
             "Reloaded {count} handler modules; disco#info features: {features}",
