@@ -164,9 +164,9 @@ class Component(MultiService):
             self.registry,
             self,
             self.settings.handler_options if options is None else options,
-        )
             self._reactor,
             self.settings.shutdown_grace,
+        )
         return self.modules
 
     def reload(self) -> bool:
