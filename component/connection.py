@@ -15,7 +15,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.internet import backoffPolicy
 from twisted.application.service import Service
 from twisted.internet import protocol
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
@@ -28,6 +28,7 @@ from zope.interface import implementer
 from component.config import Limits
 from component.metrics import NoMetrics
 from component.stream import ComponentStream, StanzaRouter
+from component.twisted_private import QuietClientService
 
 INITIAL_RETRY_DELAY = 0.5  # seconds; doubles per failed attempt up to reconnect_max, plus up to 1 s of jitter
 
@@ -51,13 +52,6 @@ class _ReportingEndpoint:
 
     def __repr__(self) -> str:
         return self._server
-
-
-class _ClientService(ClientService):
-    """``ClientService`` without its own retry log line, whose attempt count resets on every TCP
-    connect; ``ComponentConnection`` logs the retry with the count that matters."""
-
-    _log = Logger(observer=lambda event: None)
 
 
 class _StreamFactory(protocol.Factory):
@@ -116,7 +110,7 @@ class ComponentConnection(Service):
         self.attempts_since_authenticated = 0
         self.ever_authenticated = False
         self.stream: ComponentStream | None = None
-        self._client = _ClientService(
+        self._client = QuietClientService(
             _ReportingEndpoint(endpoint, server), _StreamFactory(self), retryPolicy=self._next_delay, clock=clock
         )
 

@@ -31,7 +31,12 @@ from xml.parsers import expat
 from twisted.words.xish.domish import Element
 
 ROOT_DEPTH = 1  # the stream's root element; stanzas are its children, at depth 2
-HARD_LIMIT_FACTOR = 4  # the hard limit, in multiples of the stanza limit, unless given
+# The hard limit: four times the stanza limit, and never less than what a server can forward at
+# its own limits (Prosody and ejabberd take 512 KiB from a remote server, and re-escaping can make
+# that six times larger), so that lowering max_stanza_bytes never turns a stanza fault into a
+# stream fault.
+HARD_LIMIT_FACTOR = 4
+HARD_LIMIT_FLOOR = 16 * 1024 * 1024
 
 
 class StreamFault(Exception):
@@ -56,7 +61,7 @@ class StanzaParser:
     def __init__(self, max_stanza_bytes: int, max_depth: int, hard_limit_bytes: int | None = None) -> None:
         self.max_stanza_bytes = max_stanza_bytes
         self.max_depth = max_depth
-        self.hard_limit_bytes = hard_limit_bytes or HARD_LIMIT_FACTOR * max_stanza_bytes
+        self.hard_limit_bytes = hard_limit_bytes or max(HARD_LIMIT_FACTOR * max_stanza_bytes, HARD_LIMIT_FLOOR)
         self.DocumentStartEvent: Callable[[Element], None] = _ignore
         self.ElementEvent: Callable[[Element], None] = _ignore
         self.StanzaFaultEvent: Callable[[Element, str, str], None] = _ignore

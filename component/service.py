@@ -34,6 +34,7 @@ from component.request import InvalidFormat, parse_jid
 from component.router import Router
 from component.stream import ComponentStream
 from component.tracker import Tracker, random_id
+from component.twisted_private import forget_exit_signal
 
 # Conditions that mean "this name or secret is wrong", not "try again later".
 REFUSALS = frozenset({"not-authorized", "host-unknown"})
@@ -253,8 +254,7 @@ class Component(MultiService):
         # twistd and twist end a SIGTERM'd process by raising the signal again after clean-up; a
         # shutdown that answered everything it accepted exits 0 instead, so that supervisors and
         # scripts can tell it from one that lost requests.
-        if getattr(self._reactor, "_exitSignal", None) in (signal.SIGTERM, signal.SIGINT):
-            self._reactor._exitSignal = None
+        forget_exit_signal(self._reactor)
 
     def _not_drained(self, _: object) -> None:
         self.log.warn("Shutting down with {count} request(s) unanswered", count=self.router.in_flight)

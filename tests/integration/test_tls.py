@@ -16,7 +16,6 @@ port through a relay that records every byte the component sends.
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from private_prosody import LOOPBACK, PrivateProsody, free_port
 from tests.integration.certificates import ServerCertificate, make_authority, make_server_certificate
 from tests.integration.conftest import BUNDLED, PASSWORD, USER
 from tests.integration.processes import ComponentProcess, write_config
+from tests.integration.relay import RecordingRelay
 from tests.integration.servers import XmppServer, pki_for, wait_for_log
 from tests.integration.xmpp_client import XmppClient
 
@@ -147,85 +147,6 @@ def test_a_ping_is_answered_through_the_tls_link(tls_client):
     reply = tls_client.iq("<ping xmlns='urn:xmpp:ping'/>")
     assert reply.get("type") == "result" and list(reply) == [], ElementTree.tostring(reply)
     assert reply.get("from") == "iq.localhost" and reply.get("to") == f"{USER}@localhost/tls"
-
-
-class RecordingRelay:
-    """A TCP relay on 127.0.0.1 to ``target_port`` that keeps every byte the connecting side sends.
-
-    It sees what goes over the wire and nothing more: TLS stays end to end between the
-    component and the server.
-    """
-
-    def __init__(self, target_port: int) -> None:
-        self._target_port = target_port
-        self._listener = socket.create_server((LOOPBACK, 0))
-        self._listener.settimeout(0.2)  # how soon the accept loop notices stop()
-        self.port = int(self._listener.getsockname()[1])
-        self._lock = threading.Lock()
-        self._sent: list[bytearray] = []
-        self._sockets: list[socket.socket] = []
-        self._threads: list[threading.Thread] = []
-        self._stopping = threading.Event()
-        self._acceptor = threading.Thread(target=self._accept, daemon=True)
-        self._acceptor.start()
-
-    def connections(self) -> list[bytes]:
-        """What the connecting side sent, one entry per connection, in order."""
-        with self._lock:
-            return [bytes(sent) for sent in self._sent]
-
-    def _accept(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                downstream, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection((LOOPBACK, self._target_port), timeout=5)
-            except OSError:
-                downstream.close()
-                continue
-            for sock in (downstream, upstream):
-                sock.settimeout(None)
-            record = bytearray()
-            with self._lock:
-                self._sent.append(record)
-                self._sockets += [downstream, upstream]
-            for source, sink, kept in ((downstream, upstream, record), (upstream, downstream, None)):
-                thread = threading.Thread(target=self._pump, args=(source, sink, kept), daemon=True)
-                self._threads.append(thread)
-                thread.start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket, kept: bytearray | None) -> None:
-        try:
-            while data := source.recv(65536):
-                if kept is not None:
-                    with self._lock:
-                        kept += data
-                sink.sendall(data)
-        except OSError:
-            pass
-        try:
-            sink.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._listener.close()
-        self._acceptor.join(5)
-        with self._lock:
-            sockets = list(self._sockets)
-        for sock in sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
-        for thread in self._threads:
-            thread.join(5)
 
 
 def read_from(path: Path, offset: int) -> str:

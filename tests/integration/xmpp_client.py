@@ -13,7 +13,7 @@ from xml.etree import ElementTree
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.xmlstream.handler import Callback
-from slixmpp.xmlstream.matcher import MatchXPath
+from slixmpp.xmlstream.matcher import MatcherId, MatchXPath
 
 NS_CLIENT = "jabber:client"
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
@@ -80,6 +80,29 @@ class XmppClient:
             return await asyncio.gather(*(self._exchange(body, type, to, timeout) for body in bodies))
 
         return self._run(exchange_all(), timeout + 5)
+
+    def raw_iq(self, xml: str, id: str, timeout: float = 10.0) -> ElementTree.Element | None:
+        """Write ``xml`` to the server exactly as given and return the reply with ``id``, or ``None``.
+
+        For what a stock client would not write: raw quote characters in text and attribute
+        values (slixmpp escapes them), or a stanza nested a thousand levels deep.
+        """
+
+        async def exchange() -> ElementTree.Element | None:
+            replied = asyncio.get_running_loop().create_future()
+            name = f"raw reply {id}"
+            self.xmpp.register_handler(
+                Callback(name, MatcherId(id), lambda stanza: replied.done() or replied.set_result(stanza.xml))
+            )
+            try:
+                self.xmpp.send_raw(xml)
+                return await asyncio.wait_for(replied, timeout)
+            except TimeoutError:
+                return None
+            finally:
+                self.xmpp.remove_handler(name)
+
+        return self._run(exchange(), timeout + 1)
 
     def echo(self, namespace: str, element: str) -> None:
         """Answer every Iq get with ``<element xmlns=namespace/>`` by a result that carries the same payload."""
