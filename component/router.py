@@ -11,7 +11,6 @@ answers are), which costs a fraction of building and serializing an Element.
 
 from __future__ import annotations
 
-import re
 from time import perf_counter
 from typing import Any
 
@@ -28,7 +27,8 @@ from component.outcome import INTERNAL_SERVER_ERROR, settle, stanza_error
 from component.policy import AccessControl, SenderRateLimit
 from component.registry import Registry, Responder
 from component.request import InvalidFormat, Request, parse_jid
-from component.serializer import to_xml
+from component.serializer import escape_attribute, to_xml
+from component.stream import NS_COMPONENT_ACCEPT
 
 # An error reply carries the request's payload back (RFC 6120 8.3.1) only when it is this small.
 ECHO_PAYLOAD_LIMIT = 512
@@ -225,8 +225,16 @@ class Router:
                 _start_tag(request.stanza, "result") + result + "</iq>", request.stanza.getAttribute("to")
             )
         elif isinstance(result, domish.Element):
+            try:
+                payload = to_xml(result, within=NS_COMPONENT_ACCEPT)
+            except ValueError:  # a character XML cannot carry: the answer cannot be written
+                self.log.failure(
+                    "Responder {responder} returned a payload that cannot be written", responder=responder.name
+                )
+                self.reply_error(request.stanza, INTERNAL_SERVER_ERROR, request.payload, request=request)
+                return
             self.component.send_raw(
-                _start_tag(request.stanza, "result") + to_xml(result) + "</iq>", request.stanza.getAttribute("to")
+                _start_tag(request.stanza, "result") + payload + "</iq>", request.stanza.getAttribute("to")
             )
         else:
             self.log.error(
@@ -272,7 +280,7 @@ class Router:
         if self.timing:
             seconds = perf_counter() - request.received if request is not None else None
             self._record(iq, payload.uri if payload is not None else None, error.condition, seconds)
-        echoed = to_xml(payload) if payload is not None else ""
+        echoed = to_xml(payload, within=NS_COMPONENT_ACCEPT) if payload is not None else ""
         if len(echoed) > ECHO_PAYLOAD_LIMIT:
             echoed = ""
         sender = self.component.jid if from_self else None
@@ -284,26 +292,11 @@ class Router:
 def _start_tag(iq: domish.Element, type: str, close: bool = False, sender: str | None = None) -> str:
     """The reply's start tag: the request's id, with ``to`` and ``from`` swapped."""
     attributes = iq.attributes
-    tag = f"<iq type='{type}' id='{_escape(attributes.get('id', ''))}'"
+    tag = f"<iq type='{type}' id='{escape_attribute(attributes.get('id', ''))}'"
     if "from" in attributes:
-        tag += f" to='{_escape(attributes['from'])}'"
+        tag += f" to='{escape_attribute(attributes['from'])}'"
     if sender is not None:
-        tag += f" from='{_escape(sender)}'"
+        tag += f" from='{escape_attribute(sender)}'"
     elif "to" in attributes:
-        tag += f" from='{_escape(attributes['to'])}'"
+        tag += f" from='{escape_attribute(attributes['to'])}'"
     return tag + ("/>" if close else ">")
-
-
-_ATTRIBUTE_ESCAPES = str.maketrans(
-    {"&": "&amp;", "<": "&lt;", ">": "&gt;", "'": "&apos;", '"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
-)
-
-
-_NEEDS_ESCAPE = re.compile("[&<>'\"\n\r\t]")
-
-
-def _escape(value: str) -> str:
-    """Escape an attribute value for a single-quoted attribute; white space survives normalization."""
-    if _NEEDS_ESCAPE.search(value) is None:
-        return value
-    return value.translate(_ATTRIBUTE_ESCAPES)

@@ -110,5 +110,5 @@ class ComponentStream(xmlstream.XmlStream):
     def send(self, obj: domish.Element | str | bytes) -> None:
         """Write a stanza; Elements in the stanza namespace go through iqresponder's exact writer."""
         if isinstance(obj, domish.Element) and obj.uri in _STANZA_NAMESPACES:
-            obj = to_xml(obj)
+            obj = to_xml(obj, within=NS_COMPONENT_ACCEPT)
         xmlstream.XmlStream.send(self, obj)

@@ -68,6 +68,11 @@ def cancelled(request):
     return defer.fail(defer.CancelledError())
 
 
+@responder(NS, "get", element="unwritable")
+def unwritable(request):
+    return answer("a control character \x01 XML cannot carry")
+
+
 @responder(NS, "get", element="pending")
 def pending(request):
     returned["pending"] = defer.Deferred()
@@ -190,6 +195,13 @@ def test_a_failure_while_writing_the_reply_after_the_responder_finished_is_logge
     assert [event["log_failure"].getErrorMessage() for event in failures] == ["the writer broke"]
     assert "Failed to reply" in caplog_twisted.format(failures[0])
     assert harness.component.router.in_flight == 0
+
+
+def test_an_answer_that_cannot_be_written_as_xml_is_an_internal_server_error(harness, caplog_twisted):
+    [reply] = ask(harness, "unwritable")
+    assert condition(reply) == "internal-server-error"
+    assert "cannot be written" in caplog_twisted.text()
+    assert not harness.transport.disconnecting
 
 
 def disco(harness, node, id="d"):
