@@ -93,7 +93,14 @@ def extra_config() -> str:
 
 
 @pytest.fixture(scope="module")
-def component(tmp_path_factory, server, secret_file, handler_directory, extra_config):
+def expected_failures() -> tuple[str, ...]:
+    """Texts of the failures the module's component may log; a module that provokes one overrides it."""
+    return ()
+
+
+@pytest.fixture(scope="module")
+def component(tmp_path_factory, server, secret_file, handler_directory, extra_config, expected_failures):
+    """The component under twistd; the module's last test fails on a failure it logged that was not expected."""
     config = write_config(
         tmp_path_factory.mktemp("config") / "iqresponder.toml",
         server.endpoint,
@@ -105,6 +112,8 @@ def component(tmp_path_factory, server, secret_file, handler_directory, extra_co
     process.wait_for_log("Authenticated as iq.localhost")
     yield process
     process.stop()
+    unexpected = [text for text in process.failures() if not any(expected in text for expected in expected_failures)]
+    assert unexpected == [], "the component logged failures:\n" + "\n".join(unexpected)
 
 
 @pytest.fixture(scope="module")

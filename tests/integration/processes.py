@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +15,10 @@ from typing import ClassVar, TypeVar
 
 T = TypeVar("T")
 
+EVENT_START = re.compile(r"\d{4}-\d\d-\d\dT")
+"""A line of the text log twistd and twist write that starts an event (its time stamp)."""
+FAILURE_MARKS = ("#error]", "#critical]", "Traceback (most recent call last)", "Unhandled error", "Unhandled Error")
+"""What marks a failure in an event of that log (``[namespace#level]``, a traceback)."""
 TWISTD = Path(sys.executable).parent / "twistd"
 TWIST = Path(sys.executable).parent / "twist"
 
@@ -89,6 +94,22 @@ class ComponentProcess:
                     raise AssertionError(f"no {what} within {timeout} s:\n" + "\n".join(self.lines))
                 self._changed.wait(min(remaining, 0.5))  # wakes to notice the process has exited
             return result
+
+    def failures(self) -> list[str]:
+        """The logged failures: error and critical events, and any event with a traceback, each with its lines.
+
+        The component logs a failure and carries on where one request's fault must not end the
+        stream, so a test that only reads replies cannot see one; it reads them here.
+        """
+        with self._changed:
+            events: list[list[str]] = []
+            for line in self.lines:
+                if EVENT_START.match(line) or not events:
+                    events.append([line])
+                else:  # a traceback's lines, or a message's own
+                    events[-1].append(line)
+        texts = ["\n".join(event) for event in events]
+        return [text for text in texts if any(mark in text for mark in FAILURE_MARKS)]
 
     def wait(self, timeout: float = 15.0) -> int:
         """Wait for the process to exit by itself; return its exit status."""

@@ -118,7 +118,10 @@ def config(tmp_path_factory, server: XmppServer, secret_file) -> Path:
 
 @pytest.fixture
 def start_instances(config) -> Iterator[Callable[..., list[ComponentProcess]]]:
-    """Start instances of the same configuration, each with its own --instance-jid (or none)."""
+    """Start instances of the same configuration, each with its own --instance-jid (or none).
+
+    The test fails if an instance logged a failure.
+    """
     started: list[ComponentProcess] = []
 
     def start(names: tuple[str | None, ...] = INSTANCES) -> list[ComponentProcess]:
@@ -136,6 +139,7 @@ def start_instances(config) -> Iterator[Callable[..., list[ComponentProcess]]]:
     yield start
     for process in started:
         process.stop()
+    assert [text for process in started for text in process.failures()] == []
 
 
 @pytest.fixture
