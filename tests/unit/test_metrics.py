@@ -1,6 +1,7 @@
 """The metrics each part feeds: outbound query outcomes, connection state and reconnects."""
 
 from prometheus_client import generate_latest
+from twisted.internet.defer import CancelledError
 
 from component.testing import InMemoryComponent, make_settings
 
@@ -10,7 +11,8 @@ CONNECTED = 'iqresponder_connected{jid="iq.localhost"}'
 def sample(harness, line_start: str) -> float:
     text = generate_latest(harness.component.metrics.registry).decode()
     lines = [line for line in text.splitlines() if line.startswith(line_start)]
-    return float(lines[0].split()[-1]) if lines else 0.0
+    assert lines, f"no sample {line_start} in:\n{text}"  # a missing sample is not a zero
+    return float(lines[0].split()[-1])
 
 
 def test_outbound_query_outcomes_are_counted_and_nothing_stays_pending():
@@ -26,7 +28,9 @@ def test_outbound_query_outcomes_are_counted_and_nothing_stays_pending():
     )
     component.query("peer.localhost", "urn:x", timeout=1).addErrback(lambda f: None)
     harness.clock.advance(1.1)
-    component.query("peer.localhost", "urn:x").cancel()
+    cancelled = component.query("peer.localhost", "urn:x")
+    cancelled.cancel()
+    cancelled.addErrback(lambda f: f.trap(CancelledError))  # else an "Unhandled error in Deferred" is logged
     component.query("peer.localhost", "urn:x").addErrback(lambda f: None)
     failed.addErrback(lambda f: None)
     assert answered.called
