@@ -43,41 +43,45 @@ class AccessControl:
 class SenderRateLimit:
     """A token bucket per sender (bare JID): ``rate`` requests a second, bursts of ``burst``.
 
-    The table of buckets is bounded: when it outgrows ``max_senders``, buckets
-    that have refilled (senders that went quiet) are forgotten first.
+    Kept as one float per sender (the generic cell rate algorithm): the time at
+    which the sender's bucket will be full again. A sender whose bucket is full
+    needs no entry, so the table holds only senders that asked recently, and a
+    request from someone new costs one dict insertion. The table is bounded by
+    ``max_senders``: when it is full, the senders whose buckets have refilled
+    are forgotten, and if every one is still busy, the older half.
     """
 
     def __init__(self, rate: float, burst: int, clock: IReactorTime, max_senders: int = 10_000) -> None:
         self.rate = rate
-        self.burst = float(burst)
+        self.burst = burst
         self._clock = clock
         self._max_senders = max_senders
-        self._buckets: dict[str, list[float]] = {}  # sender -> [tokens, last refill time]
+        self._interval = 1.0 / rate  # the time one token takes to come back
+        self._tolerance = (burst - 1) * self._interval  # how far ahead of now a sender may run
+        self._full_at: dict[str, float] = {}
 
     def __len__(self) -> int:
-        return len(self._buckets)
+        return len(self._full_at)
 
     def allow(self, sender: str) -> bool:
         """Take one token for ``sender``; ``False`` when the bucket is empty."""
         now = self._clock.seconds()
-        bucket = self._buckets.get(sender)
-        if bucket is None:
-            if len(self._buckets) >= self._max_senders:
+        full_at = self._full_at.get(sender)
+        if full_at is None:
+            if len(self._full_at) >= self._max_senders:
                 self._forget_quiet(now)
-            self._buckets[sender] = [self.burst - 1.0, now]
-            return True
-        tokens = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
-        bucket[1] = now
-        if tokens < 1.0:
-            bucket[0] = tokens
+            full_at = now
+        elif full_at < now:
+            full_at = now
+        elif full_at - now > self._tolerance:
             return False
-        bucket[0] = tokens - 1.0
+        self._full_at[sender] = full_at + self._interval
         return True
 
     def _forget_quiet(self, now: float) -> None:
-        full = [s for s, (tokens, last) in self._buckets.items() if tokens + (now - last) * self.rate >= self.burst]
-        for sender in full:
-            del self._buckets[sender]
-        if len(self._buckets) >= self._max_senders:  # all busy: keep the newest half
-            for sender in list(self._buckets)[: len(self._buckets) // 2]:
-                del self._buckets[sender]
+        table = self._full_at
+        for sender in [sender for sender, full_at in table.items() if full_at <= now]:
+            del table[sender]
+        if len(table) >= self._max_senders:  # all busy: keep the newest half
+            for sender in list(table)[: len(table) // 2]:
+                del table[sender]

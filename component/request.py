@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
-from twisted.words.protocols.jabber.jid import JID, InvalidFormat
+from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
+from component.addresses import InvalidFormat, parse_jid
+
 __all__ = ["InvalidFormat", "Request", "parse_jid"]
-
-
-@lru_cache(maxsize=4096)
-def parse_jid(text: str) -> JID:
-    """Parse and normalise a JID; a bounded cache keeps stringprep off the hot path.
-
-    Raises ``InvalidFormat`` for anything that is not a JID (Twisted's parser
-    lets some malformed input escape as ``IndexError`` or ``UnicodeError``).
-    Unlike Twisted's ``internJID`` the cache cannot grow without bound when
-    senders invent addresses.
-    """
-    if not text:
-        raise InvalidFormat("an empty JID")
-    try:
-        return JID(text)
-    except InvalidFormat:
-        raise
-    except (IndexError, UnicodeError, ValueError) as e:
-        raise InvalidFormat(f"malformed JID {text!r}: {e}") from None
 
 
 class Request:
@@ -39,24 +21,32 @@ class Request:
     component, for outbound queries and settings.
     """
 
-    __slots__ = ("component", "id", "payload", "received", "recipient", "sender", "stanza", "type")
+    __slots__ = ("_sender", "component", "id", "payload", "received", "recipient", "stanza", "type")
 
     def __init__(
         self,
         stanza: domish.Element,
         payload: domish.Element,
-        sender: JID | None,
+        sender: JID | str | None,
         recipient: JID | None,
         component: Any,
     ) -> None:
         self.stanza = stanza
         self.payload = payload
-        self.sender = sender
+        self._sender = sender  # a JID, or a valid address not parsed yet: most responders never look
         self.recipient = recipient
         self.type: str = stanza["type"]
         self.id: str = stanza["id"]
         self.component = component
         self.received = 0.0  # perf_counter() at arrival, when metrics time the responders
+
+    @property
+    def sender(self) -> JID | None:
+        """Who sent the request (``None`` only for the server itself)."""
+        sender = self._sender
+        if sender.__class__ is str:
+            sender = self._sender = parse_jid(sender)
+        return sender
 
     @property
     def namespace(self) -> str | None:

@@ -20,13 +20,14 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.xish import domish
 
+from component.addresses import InvalidFormat, bare_jid, parse_jid
 from component.config import Limits
 from component.errors import StanzaError
 from component.metrics import NoMetrics
 from component.outcome import INTERNAL_SERVER_ERROR, settle, stanza_error
 from component.policy import AccessControl, SenderRateLimit
 from component.registry import Registry, Responder
-from component.request import InvalidFormat, Request, parse_jid
+from component.request import Request
 from component.serializer import escape_attribute, to_xml
 from component.stream import NS_COMPONENT_ACCEPT
 
@@ -100,12 +101,13 @@ class Router:
         if type != "get" and type != "set":
             self.reply_error(iq, BAD_TYPE)
             return
+        sender = attributes.get("from")
         try:
-            sender = parse_jid(attributes["from"]) if "from" in attributes else None
+            bare_sender = bare_jid(sender) if sender is not None else None
         except InvalidFormat:
             self.log.warn(
                 "Dropped an Iq from a malformed JID {sender!r}: a reply could not be addressed",
-                sender=attributes["from"],
+                sender=sender,
             )
             return
         try:
@@ -116,7 +118,7 @@ class Router:
         if self.draining:
             self.reply_error(iq, SHUTTING_DOWN)
             return
-        if sender is not None and not self.rate_limit.allow(sender.userhost()):
+        if bare_sender is not None and not self.rate_limit.allow(bare_sender):
             self.reply_error(iq, TOO_FAST)
             return
 
@@ -131,7 +133,7 @@ class Router:
             self.reply_error(iq, NOT_ONE_PAYLOAD)
             return
 
-        if self.access and not self.access.allows(type, payload.uri, sender):
+        if self.access and not self.access.allows(type, payload.uri, parse_jid(sender) if sender else None):
             self.reply_error(iq, FORBIDDEN)
             return
         responder = self.registry.lookup(type, payload.uri, payload.name)
