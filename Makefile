@@ -10,6 +10,10 @@ RUN_DIR := run
 # Where make run's private Prosody listens (127.0.0.1 only): clients, and the component.
 C2S_PORT ?= 5222
 COMPONENT_PORT ?= 5347
+# More handler directories for make run, loaded after the bundled ones: HANDLERS=examples/handlers,
+# or several separated by spaces. --handlers replaces the configuration's list, so it names the
+# bundled directory first.
+HANDLERS ?=
 
 export DEBIAN_FRONTEND := noninteractive
 
@@ -44,7 +48,8 @@ run: setup
 	    --c2s-port $(C2S_PORT) --component-port $(COMPONENT_PORT) --secret-file conf/secret.txt \
 	    --user alice --password alice -- \
 	    $(VENV)/bin/twistd --nodaemon --pidfile= iqresponder --config conf/iqresponder.toml \
-	    --server tcp:host=127.0.0.1:port=$(COMPONENT_PORT)
+	    --server tcp:host=127.0.0.1:port=$(COMPONENT_PORT) \
+	    $(if $(strip $(HANDLERS)),--handlers handlers $(addprefix --handlers ,$(HANDLERS)))
 
 test: setup ejabberd
 	$(PY) -m pytest

@@ -201,9 +201,12 @@ class ComponentConnection(Service):
         if stream is self.stream:
             self.stream = None
             self._metrics.set_connected(self.jid, False)
-            self.log.warn(
-                "Lost the connection to {server}: {reason}", server=self.server, reason=reason.getErrorMessage()
-            )
+            if self.running:
+                self.log.warn(
+                    "Lost the connection to {server}: {reason}", server=self.server, reason=reason.getErrorMessage()
+                )
+            else:  # the service is stopping: the component closed the stream itself, as it should
+                self.log.info("Closed the connection to {server}", server=self.server)
             self._on_lost(reason.getErrorMessage())
         elif _tls_failure(reason):
             self.log.error(

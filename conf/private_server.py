@@ -12,10 +12,14 @@ without installing anything.
 from __future__ import annotations
 
 import atexit
+import ctypes
 import errno
+import os
+import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import ClassVar, Self
@@ -23,6 +27,7 @@ from typing import ClassVar, Self
 LOOPBACK = "127.0.0.1"
 POLL_INTERVAL = 0.02
 LOG_TAIL_LINES = 30
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 # Instances with a live process, stopped at interpreter exit so that a run that forgets
 # stop() (or dies on an exception) leaves no server behind. A plain set, not a weak one:
@@ -58,6 +63,25 @@ def port_in_use(port: int) -> bool:
     return False
 
 
+def die_with_caller() -> Callable[[], None]:
+    """A ``preexec_fn`` that has the kernel send the child SIGTERM when this process dies, even by SIGKILL.
+
+    For a launcher in a terminal: whatever ends it, what it started does not run on, holding the
+    ports and the run directory, with nobody left to stop it. Linux only. The signal follows the
+    thread that starts the child, so use it from the main thread of a process without other threads
+    (a ``preexec_fn`` is not safe with threads anyway).
+    """
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork, not in the child
+    caller = os.getpid()
+
+    def in_child() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != caller:  # the caller died before prctl: nobody would signal this child
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return in_child
+
+
 def accepts(port: int) -> bool:
     try:
         with socket.create_connection((LOOPBACK, port), timeout=1.0):
@@ -89,6 +113,8 @@ class PrivateServer:
         # Absolute, because the server runs with the directory as its working directory.
         self.directory = Path(directory).resolve()
         self._process: subprocess.Popen[bytes] | None = None
+        # Whether the server gets SIGTERM when the process that started it dies (see die_with_caller()).
+        self.die_with_caller = False
 
     # -- what a subclass provides --------------------------------------------------
 
@@ -165,6 +191,7 @@ class PrivateServer:
                 # Its own session: a Ctrl-C in the terminal goes to the foreground process
                 # group only, and the caller decides when the server stops.
                 start_new_session=True,
+                preexec_fn=die_with_caller() if self.die_with_caller else None,  # noqa: PLW1509 - off unless asked
             )
         _running.add(self)
         try:

@@ -15,6 +15,12 @@ Command line (what ``make run`` does)::
         --component-port 5347 --secret-file conf/secret.txt \\
         --user alice --password alice -- COMMAND ARGS...
 
+Only one launcher runs per directory: it holds a lock on ``DIR/launcher.pid`` (which holds its
+pid) while it runs, and a second one exits at once naming the first one's pid. The kernel drops
+the lock when the launcher dies, however it dies, so a file left behind never blocks a new run.
+A hangup (the terminal closing) stops everything as Ctrl-C does, and if the launcher is killed
+outright, Prosody and the command get SIGTERM from the kernel.
+
 Direct TLS (optional): with ``--tls-port``, ``--tls-certificate`` and ``--tls-key`` (or
 the matching ``tls_*`` arguments of PrivateProsody) Prosody also listens on that loopback
 port with TLS from the first byte, and passes a component stream on to the component
@@ -24,14 +30,16 @@ listener once the handshake is done (mod_net_multiplex's ``ssl_ports``).
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import TextIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # conf/, when this runs as a script
-from private_server import LOOPBACK, PrivateServer, free_port, port_in_use
+from private_server import LOOPBACK, PrivateServer, die_with_caller, free_port, port_in_use
 
 __all__ = ["COMPONENT_JID", "LOOPBACK", "VIRTUAL_HOST", "PrivateProsody", "free_port", "port_in_use"]
 
@@ -45,6 +53,8 @@ COMPONENT_JID = "iq.localhost"
 """The external component's name defined in the config."""
 
 STOP_TIMEOUT = 5.0
+LOCK_NAME = "launcher.pid"
+"""In the run directory: locked while a launcher runs there, and holding its pid."""
 
 # Prosody keeps running when it cannot bind a port (it only logs this), and another
 # program may then be answering on that port; so a start is only good when Prosody's
@@ -169,27 +179,71 @@ class PrivateProsody(PrivateServer):
             raise RuntimeError(f"prosodyctl register {user} {host} failed with status {result.returncode}: {output}")
 
 
-class _Terminated(Exception):
-    """Raised in the main thread when the command line receives SIGTERM."""
+class AlreadyRunning(Exception):
+    """Another launcher holds the run directory; ``str()`` says which and how to stop it."""
 
 
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise _Terminated
+def claim(directory: Path) -> TextIO:
+    """Lock ``directory`` for this process and write its pid there; keep the returned file open.
+
+    flock, not the file's existence, says whether a launcher runs: the kernel releases the lock
+    when its holder exits, even by SIGKILL, so a stale file is simply overwritten. The file is
+    never removed, since removing it could let two launchers lock two different files.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / LOCK_NAME
+    lock = path.open("a+")  # not truncated: the holder's pid stays readable for the message
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip()
+        lock.close()
+        raise AlreadyRunning(
+            f"already running in {directory}, as pid {holder or '(not written yet)'}: use that one, or stop it "
+            f"first (Ctrl-C in its terminal, or kill {holder or '<pid>'})"
+        ) from None
+    lock.truncate(0)
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    return lock
 
 
-def _wait_for_command(child: subprocess.Popen[bytes], interruption: signal.Signals) -> int:
+STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""Ctrl-C, a plain kill, and the terminal closing: each stops the launcher, cleaning up."""
+
+
+class _Stopped(Exception):
+    """Raised in the main thread when the launcher receives one of ``STOPPING``."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _stop(signum: int, frame: object) -> None:
+    # Ignore the next ones before raising: a closing terminal sends SIGHUP more than once (the
+    # shell passes it on, then the kernel sends it as the shell exits), and a second one raised
+    # inside the clean-up would cut it short, leaving the command running.
+    for stopping in STOPPING:
+        signal.signal(stopping, signal.SIG_IGN)
+    raise _Stopped(signum)
+
+
+def _wait_for_command(child: subprocess.Popen[bytes], interruption: int) -> int:
     """Let ``child`` finish after this process was interrupted, and return its status.
 
     A terminal Ctrl-C reaches the child by itself (same process group), so it gets a
     moment first and the SIGINT is passed on only if it is still running (the SIGINT
-    may have been sent to this process alone). A SIGTERM only ever reaches this
-    process, so it is passed on at once. A child that still does not exit is
-    terminated and finally killed.
+    may have been sent to this process alone). A SIGTERM or a SIGHUP may have reached
+    this process only, so the child gets a SIGTERM at once: a hangup means "stop",
+    but a SIGHUP to the component means "reload its handlers". A child that still
+    does not exit is terminated and finally killed.
     """
     if interruption == signal.SIGINT:
         steps = [(1.0, signal.SIGINT), (STOP_TIMEOUT, signal.SIGTERM), (STOP_TIMEOUT, signal.SIGKILL)]
     else:
-        child.send_signal(interruption)
+        child.send_signal(signal.SIGTERM)
         steps = [(STOP_TIMEOUT, signal.SIGKILL)]
     for timeout, next_signal in steps:
         try:
@@ -239,6 +293,10 @@ def main(argv: list[str] | None = None) -> int:
     """
     args, command = _parse(sys.argv[1:] if argv is None else argv)
     try:
+        lock = claim(args.dir)
+    except (AlreadyRunning, OSError) as error:
+        sys.exit(str(error))
+    try:
         secret = args.secret_file.read_text().strip()
     except OSError as error:
         sys.exit(f"cannot read the component secret: {error}")
@@ -254,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         tls_certificate=args.tls_certificate,
         tls_key=args.tls_key,
     )
+    prosody.die_with_caller = True
     for port in prosody.ports:
         if port_in_use(port):
             sys.exit(
@@ -263,8 +322,9 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     child: subprocess.Popen[bytes] | None = None
-    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
-    signal.signal(signal.SIGTERM, _raise_terminated)
+    previous = {signum: signal.getsignal(signum) for signum in STOPPING}
+    for signum in STOPPING:
+        signal.signal(signum, _stop)
     try:
         prosody.start()
         prosody.register(args.user, VIRTUAL_HOST, args.password)
@@ -279,28 +339,25 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         if not command:
-            signal.pause()  # until Ctrl-C or SIGTERM
+            signal.pause()  # until Ctrl-C, SIGTERM or a hangup
             return 0
-        child = subprocess.Popen(command)
+        child = subprocess.Popen(command, preexec_fn=die_with_caller())  # noqa: PLW1509 - no threads here
         return _exit_status(child.wait())
-    except (KeyboardInterrupt, _Terminated) as interruption:
-        # A second Ctrl-C must not cut the clean-up short and orphan Prosody.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    except _Stopped as stopped:
         if child is None:
-            return 130 if isinstance(interruption, KeyboardInterrupt) else 143
-        received = signal.SIGINT if isinstance(interruption, KeyboardInterrupt) else signal.SIGTERM
-        return _exit_status(_wait_for_command(child, received))
+            return 128 + stopped.signum
+        return _exit_status(_wait_for_command(child, stopped.signum))
     except (RuntimeError, OSError, subprocess.SubprocessError) as error:
         # Start-up failures and a command that cannot be run: one message, no traceback.
         print(error, file=sys.stderr)
         return 1
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for signum in STOPPING:
+            signal.signal(signum, signal.SIG_IGN)
         prosody.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        lock.close()
 
 
 if __name__ == "__main__":

@@ -141,6 +141,21 @@ def test_a_lost_stream_is_reconnected_and_serves_again(harness):
     assert harness.component.connected
 
 
+def test_a_stream_the_server_drops_is_a_warning_and_one_closed_by_stopping_is_info(harness, caplog_twisted):
+    harness.server.accept()
+    harness.server.drop()
+    harness.run_until_attempts(2)
+    harness.server.accept()
+    harness.component.stopService()
+    harness.server.drop()  # the close that stopping asked for (StringTransport does not deliver it itself)
+    logged = [
+        (e["log_level"].name, e["log_format"].split(" {")[0])
+        for e in caplog_twisted
+        if "connection to" in e["log_format"]
+    ]
+    assert logged == [("warn", "Lost the connection to"), ("info", "Closed the connection to")]
+
+
 @pytest.mark.parametrize("error, condition", [(NOT_AUTHORIZED, "not-authorized"), (HOST_UNKNOWN, "host-unknown")])
 def test_refusal_before_ever_authenticating_gives_up_with_ex_config(error, condition, caplog_twisted):
     h = Harness()
