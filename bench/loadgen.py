@@ -186,9 +186,14 @@ class ComponentLink(asyncio.Protocol):
         if not self.lost.done():
             self.lost.set_result(None)
 
-    def request_template(self, payload: str) -> str:
-        """A request as the server would route it from a client, with ``%d`` for the id number."""
-        return f"<iq type='get' id='b%d' from='{CLIENT}' to='{self.jid}'>{payload}</iq>"
+    def request_template(self, payload: str, senders: int = 1) -> str:
+        """A request as the server would route it from a client, with ``%d`` for the id number.
+
+        With several ``senders``, two more ``%d`` for the sender's number: request n comes
+        from ``user<k>@localhost/r<k>``, k = n mod senders, as ../shared/bench does.
+        """
+        sender = CLIENT if senders <= 1 else "user%d@localhost/r%d"
+        return f"<iq type='get' id='b%d' from='{sender}' to='{self.jid}'>{payload}</iq>"
 
     def close_stream(self) -> None:
         if not self.transport.is_closing():
@@ -246,6 +251,7 @@ async def run(
     sampler: ProcessSampler | None = None,
     rss_at: tuple[int, ...] = (),
     stall_seconds: float = 10.0,
+    senders: int = 1,
 ) -> Report:
     """Send ``requests`` requests over ``link`` and time their replies.
 
@@ -254,7 +260,7 @@ async def run(
     """
     kind = KINDS[kind_name]
     report = Report(kind_name)
-    template = link.request_template(kind.payload)
+    template = link.request_template(kind.payload, senders)
     first_id = link.next_id
     total = requests
     sent_at: dict[int, float] = {}
@@ -267,7 +273,11 @@ async def run(
         count = min(count, first_id + total - next_id)
         if count <= 0:
             return
-        link.transport.write("".join(template % (next_id + i) for i in range(count)).encode())
+        if senders <= 1:
+            link.transport.write("".join(template % (next_id + i) for i in range(count)).encode())
+        else:
+            numbers = [(n, n % senders, n % senders) for n in range(next_id, next_id + count)]
+            link.transport.write("".join(template % number for number in numbers).encode())
         for i in range(count):
             sent_at[next_id + i] = now
         next_id += count

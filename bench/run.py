@@ -49,11 +49,17 @@ async def with_component(work: Path, body, extra_handlers: int = 0, advertised: 
 
 
 async def closed_loop(
-    work: Path, kind: str, requests: int, window: int, extra_handlers: int = 0, advertised: bool = False
+    work: Path,
+    kind: str,
+    requests: int,
+    window: int,
+    extra_handlers: int = 0,
+    advertised: bool = False,
+    senders: int = 1,
 ):
     async def body(link, sampler):
-        await loadgen.run(link, kind, 2000, window)  # warm-up
-        return await loadgen.run(link, kind, requests, window, sampler=sampler)
+        await loadgen.run(link, kind, 2000, window, senders=senders)  # warm-up
+        return await loadgen.run(link, kind, requests, window, sampler=sampler, senders=senders)
 
     return await with_component(work, body, extra_handlers, advertised)
 
@@ -79,9 +85,9 @@ async def latency(work: Path, kind: str, rate: float, seconds: float) -> dict:
     return await with_component(work, body)
 
 
-async def leak(work: Path, kind: str, total: int, first: int, window: int) -> dict:
+async def leak(work: Path, kind: str, total: int, first: int, window: int, senders: int = 1) -> dict:
     async def body(link, sampler):
-        report = await loadgen.run(link, kind, total, window, sampler=sampler, rss_at=(first, total))
+        report = await loadgen.run(link, kind, total, window, sampler=sampler, rss_at=(first, total), senders=senders)
         return report.as_dict()
 
     return await with_component(work, body)
@@ -206,6 +212,37 @@ async def main(args: argparse.Namespace) -> int:
             "rps_with_1000_advertised": round(advertised.rps),
             "us_per_request_with_1000_advertised": round(advertised.cpu_us_per_request, 1),
         }
+    if "population" in args.sections:
+        # Every request from someone new (user<k>@localhost/r<k>, k = n mod 100,000), against one
+        # sender, interleaved, a fresh component each.
+        population: dict[str, dict[int, list[dict]]] = {kind: {1: [], args.senders: []} for kind in KINDS}
+        for _ in range(args.reps):
+            for kind in KINDS:
+                for senders, reports in population[kind].items():
+                    report = await closed_loop(work(), kind, args.requests, args.window, senders=senders)
+                    reports.append(report.as_dict())
+        out["population"] = {
+            kind: {
+                "senders": args.senders,
+                "us_per_request_one_sender": median_report(runs[1])["cpu_us_per_request"],
+                "us_per_request_population": median_report(runs[args.senders])["cpu_us_per_request"],
+                "ratio": round(
+                    median_report(runs[args.senders])["cpu_us_per_request"]
+                    / median_report(runs[1])["cpu_us_per_request"],
+                    3,
+                ),
+            }
+            for kind, runs in population.items()
+        }
+        out["population_leak"] = await leak(
+            work(), "custom", args.leak_requests, args.leak_requests // 10, args.window, senders=args.senders
+        )
+    if "tracker" in args.sections:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, str(HERE / "tracker.py"), stdout=asyncio.subprocess.PIPE
+        )
+        stdout, _ = await process.communicate()
+        out["tracker"] = json.loads(stdout)
     if "latency" in args.sections:
         peak = (await closed_loop(work(), "disco-info", args.requests, args.window)).rps
         out["latency"] = await latency(work(), "disco-info", 0.8 * peak, args.latency_seconds)
@@ -231,10 +268,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="iqresponder's benchmark")
     parser.add_argument(
         "--sections",
-        default="kinds,dispatch,latency,leak,e2e,scaleout",
+        default="kinds,dispatch,latency,leak,population,tracker,e2e,scaleout",
         type=lambda text: set(text.split(",")),
-        help="which parts to run: kinds, dispatch, latency, leak, e2e, scaleout (default: all)",
+        help="which parts to run: kinds, dispatch, latency, leak, population, tracker, e2e, scaleout (default: all)",
     )
+    parser.add_argument("--senders", type=int, default=100_000, help="distinct senders in the population section")
     parser.add_argument("--requests", type=int, default=150_000, help="measured requests per closed-loop run")
     parser.add_argument("--window", type=int, default=64)
     parser.add_argument("--reps", type=int, default=3)

@@ -80,3 +80,18 @@ def bare_jid(text: str) -> str:
     if parts is not None:
         return text[: parts.end(2)]
     return parse_jid(text).userhost()
+
+
+def normal_form(text: str) -> str:
+    """The address as preparation writes it (``text`` itself when it is already); raises ``InvalidFormat``."""
+    if _PREPARED(text) is not None:
+        return text
+    return parse_jid(text).full()
+
+
+def domain_of(text: str) -> str:
+    """The prepared domain of an address; raises ``InvalidFormat``."""
+    parts = _PREPARED(text)
+    if parts is not None:
+        return parts.group(2)
+    return parse_jid(text).host

@@ -5,10 +5,19 @@ fails with ``IqError``, ``IqTimeout`` or ``NotConnected``. Ids come from the
 ``secrets`` module, and a response resolves a query only when it comes from
 the entity the query went to (RFC 6120 sections 8.1.2.1 and 10.3), so a forged
 response with a guessed or sniffed id changes nothing.
+
+A component may have a hundred thousand queries out at once, so a pending
+query is kept small (about 500 bytes with its Deferred): one entry in the
+pending map, and its deadline in one heap served by a single timer, instead of
+a timer per query (a ``DelayedCall`` alone is about 400 bytes). An answered or
+cancelled query leaves its deadline in the heap until it comes up, or until
+the heap holds more than twice as many deadlines as there are queries, when it
+is rebuilt.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 import secrets
 from collections.abc import Callable
@@ -19,9 +28,9 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.words.xish import domish
 
+from component.addresses import InvalidFormat, domain_of, normal_form
 from component.errors import IqError, IqTimeout, NotConnected
 from component.metrics import NoMetrics
-from component.request import InvalidFormat, parse_jid
 
 NO_TIMEOUT = math.inf
 """Pass as ``timeout`` to wait for a response for as long as the connection lasts."""
@@ -33,13 +42,21 @@ def random_id() -> str:
 
 
 class _Pending:
-    __slots__ = ("deferred", "expected_from", "sent_from", "timer")
+    """One query waiting for its response; called by its Deferred's ``cancel()``."""
 
-    def __init__(self, deferred: Deferred, expected_from: str, sent_from: str, timer: IDelayedCall | None) -> None:
-        self.deferred = deferred
+    __slots__ = ("deadline", "deferred", "expected_from", "id", "sent_from", "timeout", "tracker")
+
+    def __init__(self, tracker: Tracker, iq_id: str, expected_from: str, sent_from: str, timeout: float) -> None:
+        self.tracker = tracker
+        self.id = iq_id
         self.expected_from = expected_from
         self.sent_from = sent_from
-        self.timer = timer
+        self.timeout = timeout
+        self.deadline = math.inf
+        self.deferred: Deferred = Deferred(self)
+
+    def __call__(self, deferred: Deferred) -> None:
+        self.tracker._forget(self.id)
 
 
 class Tracker:
@@ -72,6 +89,8 @@ class Tracker:
         self.default_timeout = default_timeout
         self._new_id = new_id
         self._pending: dict[str, _Pending] = {}
+        self._deadlines: list[tuple[float, str]] = []  # a heap; entries of ended queries are left to come up
+        self._timer: IDelayedCall | None = None
         self._metrics = metrics or NoMetrics()
 
     def __len__(self) -> int:
@@ -89,7 +108,7 @@ class Tracker:
         if type not in ("get", "set"):
             raise ValueError(f"query type must be 'get' or 'set', not {type!r}")
         try:
-            expected_from = parse_jid(to).full()
+            expected_from = normal_form(to)
         except InvalidFormat as e:
             raise ValueError(f"not a valid JID: {to!r} ({e})") from None
         if isinstance(payload, str):
@@ -99,44 +118,40 @@ class Tracker:
         while iq_id in self._pending:
             iq_id = self._new_id()
         iq = domish.Element((None, "iq"))
-        iq["type"] = type
-        iq["id"] = iq_id
-        iq["to"] = to
         sender = sender or self._own_domain
-        iq["from"] = sender
+        iq.attributes = {"type": type, "id": iq_id, "to": to, "from": sender}
         iq.addChild(payload)
 
         # Registered before it is sent: a response can arrive while the send is still on the stack.
-        deferred = Deferred(lambda d: self._forget(iq_id))
-        pending = self._pending[iq_id] = _Pending(deferred, expected_from, sender, None)
+        pending = self._pending[iq_id] = _Pending(
+            self, iq_id, expected_from, sender, self.default_timeout if timeout is None else timeout
+        )
         self._metrics.query_sent()
         if not self._send(iq):
             del self._pending[iq_id]
             self._metrics.query_ended("not_connected")
             return fail(NotConnected(f"not connected: cannot send the query to {to}"))
-        timeout = self.default_timeout if timeout is None else timeout
-        if timeout != NO_TIMEOUT and not deferred.called:
-            pending.timer = self._clock.callLater(timeout, self._expire, iq_id, to, timeout)
-        return deferred
+        if pending.timeout != NO_TIMEOUT and iq_id in self._pending:
+            self._add_deadline(pending)
+        return pending.deferred
 
     def receive(self, iq: domish.Element) -> None:
         """Resolve the query this ``result`` or ``error`` answers, if it truly does."""
-        pending = self._pending.get(iq.getAttribute("id"))
+        attributes = iq.attributes
+        pending = self._pending.get(attributes.get("id"))
         if pending is None:
             return
-        if not self._from_expected_sender(iq, pending):
+        if not self._from_expected_sender(attributes, pending):
             self.log.warn(
                 "Ignored a response with id {id} from {sender} to {recipient}: the query went to {expected}",
-                id=iq.getAttribute("id"),
-                sender=iq.getAttribute("from"),
-                recipient=iq.getAttribute("to"),
+                id=attributes.get("id"),
+                sender=attributes.get("from"),
+                recipient=attributes.get("to"),
                 expected=f"{pending.expected_from} from {pending.sent_from}",
             )
             return
-        del self._pending[iq["id"]]
-        if pending.timer is not None:
-            pending.timer.cancel()
-        if iq.getAttribute("type") == "result":
+        self._end(pending)
+        if attributes.get("type") == "result":
             self._metrics.query_ended("answered")
             pending.deferred.callback(iq)
         else:
@@ -148,40 +163,85 @@ class Tracker:
 
         Their stream is gone, and with it the only way their responses could come back.
         """
-        if sent_from is None:
-            failing, self._pending = self._pending, {}
-        else:
-            failing = {key: entry for key, entry in self._pending.items() if entry.sent_from == sent_from}
-            for key in failing:
-                del self._pending[key]
-        for entry in failing.values():
-            if entry.timer is not None:
-                entry.timer.cancel()
+        failing = [entry for entry in self._pending.values() if sent_from is None or entry.sent_from == sent_from]
+        for entry in failing:
+            self._end(entry)
+        for entry in failing:
             self._metrics.query_ended("not_connected")
             entry.deferred.errback(NotConnected(reason))
 
-    def _from_expected_sender(self, iq: domish.Element, pending: _Pending) -> bool:
+    def _from_expected_sender(self, attributes: dict, pending: _Pending) -> bool:
         try:
-            recipient = iq.getAttribute("to")
-            if recipient is None or parse_jid(recipient).host != pending.sent_from:
+            recipient = attributes.get("to")
+            if recipient is None or domain_of(recipient) != pending.sent_from:
                 return False
-            sender = iq.getAttribute("from")
+            sender = attributes.get("from")
             if sender is None:
                 return pending.expected_from == self._server_domain
-            return parse_jid(sender).full() == pending.expected_from
+            return normal_form(sender) == pending.expected_from
         except InvalidFormat:
             return False
 
-    def _expire(self, iq_id: str, to: str, timeout: float) -> None:
-        pending = self._pending.pop(iq_id, None)
-        if pending is not None:
+    # Deadlines: one heap, one timer.
+
+    def _add_deadline(self, pending: _Pending) -> None:
+        pending.deadline = deadline = self._clock.seconds() + pending.timeout
+        heap = self._deadlines
+        if len(heap) > 2 * len(self._pending) + 1024:  # mostly deadlines of queries that have ended
+            heap[:] = [(entry.deadline, key) for key, entry in self._pending.items() if entry.deadline != math.inf]
+            heapq.heapify(heap)
+        else:
+            heapq.heappush(heap, (deadline, pending.id))
+        if self._timer is None:
+            self._timer = self._clock.callLater(pending.timeout, self._expire_due)
+        elif deadline < self._timer.getTime():
+            self._timer.reset(pending.timeout)
+
+    def _expire_due(self) -> None:
+        self._timer = None
+        now = self._clock.seconds()
+        heap = self._deadlines
+        due = []
+        while heap and heap[0][0] <= now:
+            deadline, iq_id = heapq.heappop(heap)
+            pending = self._pending.get(iq_id)
+            if pending is not None and pending.deadline == deadline:
+                del self._pending[iq_id]
+                due.append(pending)
+        self._schedule_next()
+        for pending in due:
             self._metrics.query_ended("timed_out")
-            pending.deferred.errback(IqTimeout(f"no response from {to} within {timeout:g} s"))
+            pending.deferred.errback(
+                IqTimeout(f"no response from {pending.expected_from} within {pending.timeout:g} s")
+            )
+
+    def _schedule_next(self) -> None:
+        """Set the timer for the earliest deadline still to come; none when nothing waits."""
+        heap = self._deadlines
+        while heap and heap[0][1] not in self._pending:
+            heapq.heappop(heap)
+        if not heap:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            return
+        delay = max(0.0, heap[0][0] - self._clock.seconds())
+        if self._timer is None:
+            self._timer = self._clock.callLater(delay, self._expire_due)
+        else:
+            self._timer.reset(delay)
+
+    def _end(self, pending: _Pending) -> None:
+        """Forget ``pending``; stop the timer when nothing waits any longer."""
+        del self._pending[pending.id]
+        if not self._pending and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            self._deadlines.clear()
 
     def _forget(self, iq_id: str) -> None:
-        pending = self._pending.pop(iq_id, None)
+        pending = self._pending.get(iq_id)
         if pending is None:
             return
+        self._end(pending)
         self._metrics.query_ended("cancelled")
-        if pending.timer is not None and pending.timer.active():
-            pending.timer.cancel()

@@ -273,3 +273,38 @@ def test_not_connected_escaping_the_responder_is_not_sent_anywhere(asking):
     asking.disconnect()
     assert asking.transport.value() == b""
     assert len(asking.component.tracker) == 0
+
+
+def test_every_pending_query_shares_one_timer_and_each_still_expires_at_its_own_time(harness):
+    first = query(harness, PEER, "urn:example:q", timeout=30)
+    harness.clock.advance(5)
+    second = query(harness, PEER, "urn:example:q", timeout=30)
+    shorter = query(harness, PEER, "urn:example:q", timeout=2)  # due before the timer set for the first
+    assert len(harness.clock.getDelayedCalls()) == 1
+    harness.clock.advance(2)
+    assert isinstance(shorter.value[1], IqTimeout) and first.value is None
+    harness.clock.advance(23)
+    assert isinstance(first.value[1], IqTimeout) and second.value is None
+    harness.clock.advance(5)
+    assert isinstance(second.value[1], IqTimeout)
+    assert len(harness.component.tracker) == 0 and harness.clock.getDelayedCalls() == []
+
+
+def test_answered_queries_leave_no_deadlines_to_pile_up(harness):
+    waiting = query(harness, PEER, "urn:example:q", timeout=30)  # keeps the timer and the heap alive
+    harness.sent()
+    tracker = harness.component.tracker
+    for _ in range(5000):
+        harness.component.query(PEER, "urn:example:q", timeout=30)
+        respond(harness, sent_query(harness))
+    assert len(tracker) == 1
+    assert len(tracker._deadlines) <= 2 * len(tracker) + 1024 + 1
+    harness.clock.advance(30)
+    assert isinstance(waiting.value[1], IqTimeout)
+
+
+def test_a_response_to_an_address_in_another_form_is_matched_as_preparation_writes_it(harness):
+    d = query(harness, "Juliet@Capulet.Example/Balcony", "urn:example:q")
+    iq = sent_query(harness)
+    respond(harness, iq, sender="juliet@capulet.example/Balcony")
+    assert d.value[0] == "result"
