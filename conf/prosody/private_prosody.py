@@ -200,8 +200,8 @@ def claim(directory: Path) -> TextIO:
         holder = lock.read().strip()
         lock.close()
         raise AlreadyRunning(
-            f"already running in {directory}, as pid {holder or '(not written yet)'}: use that one, or stop it "
-            f"first (Ctrl-C in its terminal, or kill {holder or '<pid>'})"
+            f"already running in {directory} (pid {holder or 'not written yet'}): use that one, or stop it "
+            f"first: Ctrl-C in its terminal, or kill {holder or '<pid>'}"
         ) from None
     lock.truncate(0)
     lock.write(f"{os.getpid()}\n")

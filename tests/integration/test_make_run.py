@@ -227,6 +227,7 @@ def probe(c2s_port: int, *arguments: str) -> subprocess.CompletedProcess:
 
 
 def untracked_and_ignored() -> set[str]:
+    """Every file in the checkout that git does not track, but for the virtualenv and Python's bytecode caches."""
     status = subprocess.run(
         ["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
         cwd=ROOT,
@@ -234,7 +235,8 @@ def untracked_and_ignored() -> set[str]:
         text=True,
         check=True,
     )
-    return {line for line in status.stdout.splitlines() if line.startswith(("??", "!!")) and ".venv/" not in line}
+    untracked = [line[3:] for line in status.stdout.splitlines() if line.startswith(("??", "!!"))]
+    return {path for path in untracked if not path.startswith(".venv/") and "/__pycache__/" not in f"/{path}"}
 
 
 def test_ctrl_c_stops_the_component_and_prosody_and_logs_no_warning(terminal, make_run, run_dir):
@@ -277,7 +279,7 @@ def test_a_second_make_run_says_at_once_that_one_is_running_with_its_pid(termina
     )
     took = time.monotonic() - began
     assert second.returncode != 0
-    assert f"already running in {run_dir / 'prosody'}, as pid {run.launcher}" in second.stderr, second.stderr
+    assert f"already running in {run_dir / 'prosody'} (pid {run.launcher})" in second.stderr, second.stderr
     assert "Traceback" not in second.stderr and "lua" not in second.stderr.lower(), second.stderr
     assert took < 5.0  # no start-up attempt: Prosody's own would take 10 s to give up
     assert probe(ports[0], "iq.localhost", "ping").returncode == 0  # the first run serves on
