@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
+from xml.etree import ElementTree
 
 import pytest
 from twisted.internet import task
@@ -59,6 +60,33 @@ def parse_stanzas(data: bytes | str) -> list[domish.Element]:
     stream.DocumentEndEvent = lambda: None
     stream.parse(SERVER_HEADER % b"test" + data)
     return stanzas
+
+
+def canonical(xml: str) -> str:
+    """XML text in its canonical form (C14N 2.0, prefixes rewritten): equal text means equal XML.
+
+    Attribute order, quote style, prefixes and empty-element tags no longer matter.
+    """
+    return ElementTree.canonicalize(xml, rewrite_prefixes=True)
+
+
+def canonical_tree(element: ElementTree.Element) -> str:
+    """The canonical form of an ElementTree element, written from the tree itself (no serializer in between)."""
+    out: list[str] = []
+    target = ElementTree.C14NWriterTarget(out.append, rewrite_prefixes=True)
+
+    def walk(element: ElementTree.Element) -> None:
+        target.start(element.tag, dict(element.attrib))
+        if element.text:
+            target.data(element.text)
+        for child in element:
+            walk(child)
+            if child.tail:
+                target.data(child.tail)
+        target.end(element.tag)
+
+    walk(element)
+    return "".join(out)
 
 
 def make_settings(**values: Any) -> Settings:

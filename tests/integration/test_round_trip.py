@@ -26,6 +26,7 @@ import pytest
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatcherId
 
+from component.testing import canonical, canonical_tree
 from tests.integration.servers import EACH_SERVER
 
 pytestmark = [pytest.mark.integration, pytest.mark.servers(*EACH_SERVER)]
@@ -100,29 +101,6 @@ def tree(element: ElementTree.Element) -> list:
         if child.tail:
             children.append(child.tail)
     return [namespace, name, dict(element.attrib), children]
-
-
-def canonical(xml: str) -> str:
-    return ElementTree.canonicalize(xml, rewrite_prefixes=True)
-
-
-def canonical_tree(element: ElementTree.Element) -> str:
-    """C14N 2.0 of a parsed element (the reply's payload as slixmpp holds it)."""
-    out: list[str] = []
-    target = ElementTree.C14NWriterTarget(out.append, rewrite_prefixes=True)
-
-    def walk(element: ElementTree.Element) -> None:
-        target.start(element.tag, dict(element.attrib))
-        if element.text:
-            target.data(element.text)
-        for child in element:
-            walk(child)
-            if child.tail:
-                target.data(child.tail)
-        target.end(element.tag)
-
-    walk(element)
-    return "".join(out)
 
 
 def exchange(client, payload: str) -> tuple[str, ElementTree.Element]:

@@ -20,6 +20,7 @@ from twisted.words.xish import domish
 
 from component.parser import StanzaParser
 from component.serializer import XML_NAMESPACE, escape_attribute, escape_text, to_xml
+from component.testing import canonical, canonical_tree
 
 NS_STREAM = "jabber:component:accept"
 STREAM_HEADER = f"<stream:stream xmlns='{NS_STREAM}' xmlns:stream='http://etherx.jabber.org/streams'>"
@@ -36,10 +37,6 @@ NAMESPACES = st.sampled_from(
     ["urn:a", "urn:b", NS_STREAM, "http://jabber.org/protocol/disco#info", "urn:&<>'\"", "urn:\t\n\r", "urn:\U0001f600"]
 )
 DEFAULT_NAMESPACES = NAMESPACES | st.just("")
-
-
-def canonical(xml: str) -> str:
-    return ElementTree.canonicalize(xml, rewrite_prefixes=True)
 
 
 def parse_with_domish(xml: str) -> domish.Element:
@@ -226,25 +223,6 @@ def _fill(draw, element: domish.Element, tree: ElementTree.Element, depth: int) 
         uri = child.uri if child.uri is not None else namespace_in_force(child)
         last = ElementTree.SubElement(tree, clark(uri, name))
         _fill(draw, child, last, depth + 1)
-
-
-def canonical_tree(tree: ElementTree.Element) -> str:
-    """C14N 2.0 of an ElementTree, from the tree itself (no serialization in between)."""
-    out: list[str] = []
-    target = ElementTree.C14NWriterTarget(out.append, rewrite_prefixes=True)
-
-    def walk(element: ElementTree.Element) -> None:
-        target.start(element.tag, dict(element.attrib))
-        if element.text:
-            target.data(element.text)
-        for child in element:
-            walk(child)
-            if child.tail:
-                target.data(child.tail)
-        target.end(element.tag)
-
-    walk(tree)
-    return "".join(out)
 
 
 @settings(max_examples=400, deadline=None)
