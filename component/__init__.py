@@ -4,6 +4,10 @@ What handler authors import::
 
     from component import responder, Request, StanzaError, XMPPError, IqError, IqTimeout, NotConnected
 
+payload classes, to read and write typed payloads (component/payload.py)::
+
+    from component import Payload, PayloadError, attribute, text, child_text, child, children
+
 and, to publish service discovery information from a module's ``setup()``::
 
     from component import DiscoInfo, Identity, Item, Form
@@ -14,6 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 from component.dataforms import Form
 from component.discovery import DiscoInfo, Identity, Item
 from component.errors import IqError, IqTimeout, NotConnected, StanzaError, XMPPError
+from component.payload import Payload, PayloadError, attribute, child, child_text, children, text
 from component.registry import responder
 from component.request import Request
 from component.router import serialized
@@ -33,9 +38,16 @@ __all__ = [
     "IqTimeout",
     "Item",
     "NotConnected",
+    "Payload",
+    "PayloadError",
     "Request",
     "StanzaError",
     "XMPPError",
+    "attribute",
+    "child",
+    "child_text",
+    "children",
     "responder",
     "serialized",
+    "text",
 ]

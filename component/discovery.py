@@ -184,16 +184,15 @@ class Discovery:
 
     # Answering.
 
-    def answer_info(self, request: Request) -> domish.SerializedXML | Deferred:
-        """The payload of the reply to a disco#info get."""
-        return self._answer("info", request, self._info_providers, self._info_element)
+    def answer_info(self, request: Request, node: str | None) -> domish.SerializedXML | Deferred:
+        """The payload of the reply to a disco#info get for ``node`` (``None``: the entity itself)."""
+        return self._answer("info", request, node, self._info_providers, self._info_element)
 
-    def answer_items(self, request: Request) -> domish.SerializedXML | Deferred:
-        """The payload of the reply to a disco#items get."""
-        return self._answer("items", request, self._items_providers, self._items_element)
+    def answer_items(self, request: Request, node: str | None) -> domish.SerializedXML | Deferred:
+        """The payload of the reply to a disco#items get for ``node`` (``None``: the entity itself)."""
+        return self._answer("items", request, node, self._items_providers, self._items_element)
 
-    def _answer(self, kind, request, providers, static_element):
-        node = request.payload.getAttribute("node")
+    def _answer(self, kind, request, node, providers, static_element):
         jid = request.recipient.full() if request.recipient is not None else None
         for jid_key, node_key in ((jid, node), (jid, _EVERY_NODE), (None, node), (None, _EVERY_NODE)):
             provider = providers.get((jid_key, node_key))

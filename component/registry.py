@@ -8,10 +8,13 @@ Two responders for the same key are refused at once, naming both origins.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
+
+from component.payload import Payload
 
 IQ_REQUEST_TYPES = ("get", "set")
 _MARK = "__iqresponder__"
@@ -25,6 +28,7 @@ class Declaration:
     types: tuple[str, ...]
     element: str | None
     disco: bool
+    payload: type[Payload] | None = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,8 @@ class Responder:
     type: str
     element: str | None
     origin: str
+    payload: type[Payload] | None = None
+    """The payload class the request's payload is parsed into before the call, if any."""
 
     @property
     def name(self) -> str:
@@ -46,20 +52,30 @@ class RegistrationConflict(Exception):
     """Two responders claim the same (type, namespace, element)."""
 
 
-def responder(namespace: str, type: str | None = None, element: str | None = None, *, disco: bool = True):
+def responder(
+    namespace: str | type[Payload], type: str | None = None, element: str | None = None, *, disco: bool = True
+):
     """Mark a function as the responder for Iq requests whose payload is in ``namespace``.
 
-    ``type`` is ``"get"``, ``"set"`` or ``None`` for both; ``element`` narrows by
-    the payload's local name. The namespace is advertised as a disco#info
-    feature unless ``disco=False``. The decorator may be stacked.
+    ``namespace`` may be a payload class instead (component/payload.py): the
+    namespace and element are the class's, and the responder gets
+    ``request.payload`` as an instance of it, parsed and checked. ``type`` is
+    ``"get"``, ``"set"`` or ``None`` for both; ``element`` narrows by the
+    payload's local name. The namespace is advertised as a disco#info feature
+    unless ``disco=False``. The decorator may be stacked.
     """
+    payload = None
+    if isinstance(namespace, builtins.type) and issubclass(namespace, Payload):
+        if element is not None:
+            raise ValueError(f"responder({namespace.__name__}) takes its element from the class; drop element=")
+        payload, namespace, element = namespace, namespace.namespace, namespace.element
     if not isinstance(namespace, str) or not namespace:
         raise ValueError("responder() needs a namespace string")
     if any(character in namespace for character in "&<>'\""):
         raise ValueError(f"responder() namespaces cannot contain & < > ' or \" ({namespace!r})")
     if type is not None and type not in IQ_REQUEST_TYPES:
         raise ValueError(f"responder() type must be 'get', 'set' or None, not {type!r}")
-    declaration = Declaration(namespace, IQ_REQUEST_TYPES if type is None else (type,), element, disco)
+    declaration = Declaration(namespace, IQ_REQUEST_TYPES if type is None else (type,), element, disco, payload)
 
     def mark(function):
         getattr(function, _MARK, None) or setattr(function, _MARK, [])
@@ -98,7 +114,7 @@ class Registry:
                     f"{type} {declaration.namespace} ({element}) is claimed by both "
                     f"{existing.origin} ({existing.name}) and {origin} ({function.__qualname__})"
                 )
-            entry = Responder(function, declaration.namespace, type, declaration.element, origin)
+            entry = Responder(function, declaration.namespace, type, declaration.element, origin, declaration.payload)
             if declaration.element is None:
                 by_element.any = entry
             else:

@@ -16,23 +16,26 @@ class Request:
     """One Iq get or set addressed to the component.
 
     ``sender`` and ``recipient`` are JIDs; ``sender`` is ``None`` only when the
-    server itself sent the request without a ``from``. ``payload`` is the one
-    child element; ``stanza`` the whole Iq; ``component`` the running
-    component, for outbound queries and settings.
+    server itself sent the request without a ``from``. ``element`` is the one
+    child element, as it came; ``payload`` is the same element, or an instance
+    of the payload class the responder was declared with, parsed and checked
+    (component/payload.py). ``stanza`` is the whole Iq; ``component`` the
+    running component, for outbound queries and settings.
     """
 
-    __slots__ = ("_sender", "component", "id", "payload", "received", "recipient", "stanza", "type")
+    __slots__ = ("_sender", "component", "element", "id", "payload", "received", "recipient", "stanza", "type")
 
     def __init__(
         self,
         stanza: domish.Element,
-        payload: domish.Element,
+        element: domish.Element,
         sender: JID | str | None,
         recipient: JID | None,
         component: Any,
     ) -> None:
         self.stanza = stanza
-        self.payload = payload
+        self.element = element
+        self.payload: Any = element  # an instance, for a responder declared with a payload class
         self._sender = sender  # a JID, or a valid address not parsed yet: most responders never look
         self.recipient = recipient
         self.type: str = stanza["type"]
@@ -51,7 +54,7 @@ class Request:
     @property
     def namespace(self) -> str | None:
         """The payload's namespace."""
-        return self.payload.uri
+        return self.element.uri
 
     def __repr__(self) -> str:
-        return f"<Request {self.type} {self.payload.uri} id={self.id!r} from={self.stanza.getAttribute('from')!r}>"
+        return f"<Request {self.type} {self.element.uri} id={self.id!r} from={self.stanza.getAttribute('from')!r}>"

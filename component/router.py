@@ -25,6 +25,7 @@ from component.config import Limits
 from component.errors import StanzaError
 from component.metrics import NoMetrics
 from component.outcome import INTERNAL_SERVER_ERROR, settle, stanza_error
+from component.payload import Payload, PayloadError
 from component.policy import AccessControl, SenderRateLimit
 from component.registry import Registry, Responder
 from component.request import Request
@@ -45,13 +46,15 @@ TOO_BUSY = StanzaError("resource-constraint", text="Too many requests in progres
 SHUTTING_DOWN = StanzaError("resource-constraint", text="Shutting down; try again later")
 
 
-def serialized(element: domish.Element) -> domish.SerializedXML:
-    """Serialize a payload once, for a responder whose answer does not change.
+def serialized(payload: domish.Element | Payload) -> domish.SerializedXML:
+    """Serialize a payload (an Element or a payload instance) once, for a responder whose answer does not change.
 
     Returning the result skips serialization on every request; the router
     writes it into the reply as it is.
     """
-    return domish.SerializedXML(to_xml(element))
+    if isinstance(payload, Payload):
+        return domish.SerializedXML(payload.to_xml(NS_COMPONENT_ACCEPT))
+    return domish.SerializedXML(to_xml(payload, within=NS_COMPONENT_ACCEPT))
 
 
 class Router:
@@ -175,6 +178,12 @@ class Router:
         """Run ``responder`` and send its one reply, now or when its result arrives."""
         if self.timing:
             request.received = perf_counter()
+        if responder.payload is not None:
+            try:
+                request.payload = responder.payload.parse(request.element)
+            except PayloadError as e:
+                self.reply_error(request.stanza, StanzaError("bad-request", text=str(e)), request=request)
+                return
         try:
             result = settle(responder.function(request), self.clock, self.limits.handler_timeout)
         except Exception:  # noqa: BLE001 - a responder's exception becomes its error reply
@@ -217,7 +226,7 @@ class Router:
         return waiting
 
     def reply_result(self, result: Any, responder: Responder, request: Request) -> None:
-        if self.timing and (result is None or isinstance(result, (domish.SerializedXML, domish.Element))):
+        if self.timing and (result is None or isinstance(result, (domish.SerializedXML, domish.Element, Payload))):
             self._record(request.stanza, request.namespace, "result", perf_counter() - request.received)
         # The reply comes from the address the request went to, on the stream for that name.
         if result is None:
@@ -226,26 +235,29 @@ class Router:
             self.component.send_raw(
                 _start_tag(request.stanza, "result") + result + "</iq>", request.stanza.getAttribute("to")
             )
-        elif isinstance(result, domish.Element):
+        elif isinstance(result, (Payload, domish.Element)):
             try:
-                payload = to_xml(result, within=NS_COMPONENT_ACCEPT)
+                if isinstance(result, Payload):
+                    payload = result.to_xml(NS_COMPONENT_ACCEPT)
+                else:
+                    payload = to_xml(result, within=NS_COMPONENT_ACCEPT)
             except ValueError:  # a character XML cannot carry: the answer cannot be written
                 self.log.failure(
                     "Responder {responder} returned a payload that cannot be written", responder=responder.name
                 )
-                self.reply_error(request.stanza, INTERNAL_SERVER_ERROR, request.payload, request=request)
+                self.reply_error(request.stanza, INTERNAL_SERVER_ERROR, request.element, request=request)
                 return
             self.component.send_raw(
                 _start_tag(request.stanza, "result") + payload + "</iq>", request.stanza.getAttribute("to")
             )
         else:
             self.log.error(
-                "Responder {responder} returned {kind}, not an Element or None, for {request}",
+                "Responder {responder} returned {kind}, not a payload, an Element or None, for {request}",
                 responder=responder.name,
                 kind=type(result).__name__,
                 request=request,
             )
-            self.reply_error(request.stanza, INTERNAL_SERVER_ERROR, request.payload, request=request)
+            self.reply_error(request.stanza, INTERNAL_SERVER_ERROR, request.element, request=request)
 
     def reply_failure(self, failure: Failure, responder: Responder, request: Request) -> None:
         """Answer a responder's exception with its one error reply (component/outcome.py decides which)."""
@@ -254,7 +266,7 @@ class Router:
             lambda: {"what": f"Responder {responder.name}", "request": request},
             self.limits.handler_timeout,
         )
-        self.reply_error(request.stanza, error, request.payload, request=request)
+        self.reply_error(request.stanza, error, request.element, request=request)
 
     def _record(self, iq: domish.Element, namespace: str | None, outcome: str, seconds: float | None) -> None:
         """Count the reply, and log one debug event for it when ``[logging] requests`` is on."""

@@ -39,7 +39,9 @@ from twisted.logger import LogEvent, LogLevel, formatEvent, globalLogPublisher
 from twisted.words.xish import domish
 
 from component.config import Identity, Settings
+from component.payload import Payload
 from component.registry import Registry
+from component.serializer import to_xml
 from component.service import Component
 from component.stream import NS_COMPONENT_ACCEPT
 
@@ -251,18 +253,23 @@ class HandlerHarness:
         self._replies: list[domish.Element] = []
         self._queries: list[domish.Element] = []
 
-    def ask(self, iq: str, sender: str = TESTER) -> str | None:
+    def ask(self, iq: str | Payload, sender: str = TESTER, type: str = "get") -> XML | None:
         """Send ``iq`` (``id``, ``from``, ``to`` filled in when missing); return its reply as XML.
 
-        ``None`` when the reply has not come yet (the handler is waiting, for
-        example on an outbound query: see ``queries()`` and ``answer()``).
+        ``iq`` is the Iq as XML, or a payload instance to send in an Iq of
+        ``type``. The reply compares equal to XML that means the same
+        (``XML``). ``None`` when the reply has not come yet (the handler is
+        waiting, for example on an outbound query: see ``queries()`` and
+        ``answer()``).
         """
+        if isinstance(iq, Payload):
+            iq = f"<iq type='{type}'>{iq.to_xml()}</iq>"
         [stanza] = parse_stanzas(iq)
         if not stanza.hasAttribute("id"):
             stanza["id"] = str(next(self._request_ids))
         stanza.attributes.setdefault("from", sender)
         stanza.attributes.setdefault("to", self.component.jid)
-        self._collect(self.memory.receive(stanza.toXml()))
+        self._collect(self.memory.receive(to_xml(stanza)))
         return self.reply(stanza["id"])
 
     def _sent(self) -> list[domish.Element]:
@@ -271,7 +278,7 @@ class HandlerHarness:
             sent += self.memory.sent(instance=True)
         return sent
 
-    def reply(self, request_id: str) -> str | None:
+    def reply(self, request_id: str) -> XML | None:
         """The reply to request ``request_id`` as XML, once it has come."""
         self._collect(self._sent())
         for reply in self._replies:
@@ -280,7 +287,7 @@ class HandlerHarness:
                 return _xml(reply)
         return None
 
-    def queries(self) -> list[str]:
+    def queries(self) -> list[XML]:
         """The outbound queries the component sent since the last call, as XML."""
         self._collect(self._sent())
         queries, self._queries = self._queries, []
@@ -316,7 +323,29 @@ class HandlerHarness:
             (self._queries if stanza.getAttribute("type") in ("get", "set") else self._replies).append(stanza)
 
 
-def _xml(stanza: domish.Element) -> str:
+class XML(str):
+    """XML text that equals any text meaning the same XML: attribute order, quotes and prefixes aside.
+
+    ``harness.ask(...) == "<iq type='result' .../>"`` compares canonical forms
+    (``canonical()``); the text itself is what the component wrote.
+    """
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, str):
+            return NotImplemented
+        try:
+            return canonical(self) == canonical(other)
+        except ElementTree.ParseError:
+            return str.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = str.__hash__
+
+
+def _xml(stanza: domish.Element) -> XML:
     """A stanza as XML without the stream's namespace declarations, as the component wrote it."""
 
     def strip(element: domish.Element) -> None:
@@ -328,7 +357,7 @@ def _xml(stanza: domish.Element) -> str:
             strip(child)
 
     strip(stanza)
-    return stanza.toXml()
+    return XML(to_xml(stanza))
 
 
 @pytest.fixture

@@ -5,15 +5,23 @@ identities, items and extended information, every namespace a responder
 serves, and whatever handler modules publish or mount.
 """
 
-from component import Request, responder
+from component import Payload, Request, attribute, responder
 from component.discovery import NS_DISCO_INFO, NS_DISCO_ITEMS
 
 
-@responder(NS_DISCO_INFO, "get", element="query")
+class InfoQuery(Payload, namespace=NS_DISCO_INFO, element="query"):
+    node: str | None = attribute(default=None)
+
+
+class ItemsQuery(Payload, namespace=NS_DISCO_ITEMS, element="query"):
+    node: str | None = attribute(default=None)
+
+
+@responder(InfoQuery, "get")
 def disco_info(request: Request):
-    return request.component.disco.answer_info(request)
+    return request.component.disco.answer_info(request, request.payload.node)
 
 
-@responder(NS_DISCO_ITEMS, "get", element="query")
+@responder(ItemsQuery, "get")
 def disco_items(request: Request):
-    return request.component.disco.answer_items(request)
+    return request.component.disco.answer_items(request, request.payload.node)

@@ -1,10 +1,14 @@
 """XEP-0199 XMPP Ping: an empty result says the component is alive."""
 
-from component import Request, responder
+from component import Payload, Request, responder
 
 NS_PING = "urn:xmpp:ping"
 
 
-@responder(NS_PING, "get", element="ping")
+class Ping(Payload, namespace=NS_PING, element="ping"):
+    """``<ping xmlns='urn:xmpp:ping'/>``: nothing to read."""
+
+
+@responder(Ping, "get")
 def ping(request: Request) -> None:
     return None

@@ -2,20 +2,19 @@
 
 from datetime import UTC, datetime
 
-from twisted.words.xish import domish
-
-from component import Request, responder
+from component import Payload, Request, child_text, responder
 
 NS_TIME = "urn:xmpp:time"
 
 
-@responder(NS_TIME, "get", element="time")
-def entity_time(request: Request) -> domish.Element:
+class Time(Payload, namespace=NS_TIME, element="time"):
+    tzo: str | None = child_text(default=None)  # the local offset, as +hh:mm or -hh:mm
+    utc: datetime | None = child_text(default=None)
+
+
+@responder(Time, "get")
+def entity_time(request: Request) -> Time:
     now = datetime.now(UTC)
-    offset = now.astimezone().utcoffset()
-    minutes = int(offset.total_seconds() // 60) if offset else 0
+    minutes = int(now.astimezone().utcoffset().total_seconds() // 60)
     sign = "-" if minutes < 0 else "+"
-    element = domish.Element((NS_TIME, "time"))
-    element.addElement("tzo", content=f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}")
-    element.addElement("utc", content=now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z")
-    return element
+    return Time(tzo=f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}", utc=now)

@@ -6,24 +6,24 @@ os = true        # also tell requesters the operating system (default: false)
 
 import platform
 
-from twisted.words.xish import domish
-
 import component
-from component import Request, responder, serialized
+from component import Payload, Request, child_text, responder, serialized
 
 NS_VERSION = "jabber:iq:version"
 
 
-def _answer(show_os: bool) -> domish.SerializedXML:
-    query = domish.Element((NS_VERSION, "query"))
-    query.addElement("name", content="iqresponder")
-    query.addElement("version", content=component.__version__)
-    if show_os:
-        query.addElement("os", content=f"{platform.system()} {platform.release()}")
-    return serialized(query)
+class Version(Payload, namespace=NS_VERSION, element="query"):
+    name: str | None = child_text(default=None)
+    version: str | None = child_text(default=None)
+    os: str | None = child_text(default=None)
 
 
-_answer_now = _answer(show_os=False)
+def _answer(show_os: bool) -> Version:
+    os = f"{platform.system()} {platform.release()}" if show_os else None
+    return Version(name="iqresponder", version=component.__version__, os=os)
+
+
+_answer_now = serialized(_answer(show_os=False))
 
 
 def setup(_component, options: dict) -> None:
@@ -33,9 +33,9 @@ def setup(_component, options: dict) -> None:
         raise ValueError(f"unknown option {min(unknown)!r} (allowed: os)")
     if not isinstance(options.get("os", False), bool):
         raise TypeError("option 'os' must be true or false")
-    _answer_now = _answer(options.get("os", False))
+    _answer_now = serialized(_answer(options.get("os", False)))
 
 
-@responder(NS_VERSION, "get", element="query")
-def version(request: Request) -> domish.SerializedXML:
+@responder(Version, "get")
+def version(request: Request):
     return _answer_now

@@ -4,33 +4,31 @@ set:  <query xmlns='custom-xep'><item key='colour'>blue</item></query>  -> empty
 get:  <query xmlns='custom-xep'><item key='colour'/></query>            -> the stored item
 """
 
-from twisted.words.xish import domish
-
-from component import Request, StanzaError, responder
+from component import Payload, Request, StanzaError, attribute, child, responder, text
 
 NS_CUSTOM = "custom-xep"
+
+
+class Item(Payload, namespace=NS_CUSTOM, element="item"):
+    key: str = attribute()
+    value: str = text(default="")
+
+
+class Query(Payload, namespace=NS_CUSTOM, element="query"):
+    item: Item = child(Item)
+
 
 _store: dict[str, str] = {}
 
 
-def _item(request: Request) -> domish.Element:
-    item = next(request.payload.elements(NS_CUSTOM, "item"), None)
-    if item is None or not item.getAttribute("key"):
-        raise StanzaError("bad-request", text="Expected <item key='...'/>")
-    return item
-
-
-@responder(NS_CUSTOM, "set", element="query")
+@responder(Query, "set")
 def store(request: Request) -> None:
-    item = _item(request)
-    _store[item["key"]] = str(item)
+    _store[request.payload.item.key] = request.payload.item.value
 
 
-@responder(NS_CUSTOM, "get", element="query")
-def fetch(request: Request) -> domish.Element:
-    key = _item(request)["key"]
+@responder(Query, "get")
+def fetch(request: Request) -> Query:
+    key = request.payload.item.key
     if key not in _store:
         raise StanzaError("item-not-found", text=f"Nothing is stored under {key!r}")
-    query = domish.Element((NS_CUSTOM, "query"))
-    query.addElement("item", content=_store[key])["key"] = key
-    return query
+    return Query(item=Item(key=key, value=_store[key]))

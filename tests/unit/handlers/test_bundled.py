@@ -91,7 +91,7 @@ def test_time_gives_utc_now_and_an_offset(handler_harness):
         reply,
     )
     assert match, reply
-    utc = datetime.strptime(match.group(2), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    utc = datetime.fromisoformat(match.group(2))
     assert abs((datetime.now(UTC) - utc).total_seconds()) < 60
 
 
