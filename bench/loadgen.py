@@ -72,6 +72,16 @@ def _echo(reply):
     return None
 
 
+def _built(namespace: str) -> Callable[[ElementTree.Element], str | None]:
+    def check(reply):
+        built = reply.find(f"{{{namespace}}}built")
+        if reply.get("type") != "result" or built is None or built.get("n") != "8" or built.text != "payload-0123":
+            return "expected <built n='8'>payload-0123</built>"
+        return None
+
+    return check
+
+
 def _unavailable(reply):
     error = reply.find(f"{{{NS_COMPONENT}}}error")
     if reply.get("type") != "error" or error is None:
@@ -89,6 +99,13 @@ KINDS = {
     ),
     "custom": Kind("<echo xmlns='urn:example:echo'>payload-0123456789abcdef</echo>", _echo),
     "unknown": Kind("<query xmlns='urn:example:unknown'/>", _unavailable),
+    # The same custom responder with raw domish and with payload classes (bench/handlers/build.py).
+    "build-raw": Kind(
+        "<build xmlns='urn:example:build-raw' n='7'>payload-0123</build>", _built("urn:example:build-raw")
+    ),
+    "build-typed": Kind(
+        "<build xmlns='urn:example:build-typed' n='7'>payload-0123</build>", _built("urn:example:build-typed")
+    ),
 }
 
 

@@ -68,7 +68,8 @@ async def smoke(work: Path, requests: int) -> list[dict]:
     """Check every reply of ``requests`` requests of each kind; the suite runs this."""
 
     async def body(link, sampler):
-        return [(await loadgen.run(link, kind, requests, window=16, check=True)).as_dict() for kind in KINDS]
+        kinds = [*KINDS, "build-raw", "build-typed"]
+        return [(await loadgen.run(link, kind, requests, window=16, check=True)).as_dict() for kind in kinds]
 
     return await with_component(work, body)
 
@@ -237,6 +238,18 @@ async def main(args: argparse.Namespace) -> int:
         out["population_leak"] = await leak(
             work(), "custom", args.leak_requests, args.leak_requests // 10, args.window, senders=args.senders
         )
+    if "payload" in args.sections:
+        # One custom responder written with raw domish and with payload classes (bench/handlers/build.py).
+        builds: dict[str, list[dict]] = {"build-raw": [], "build-typed": []}
+        for _ in range(args.reps):
+            for kind, reports in builds.items():
+                reports.append((await closed_loop(work(), kind, args.requests, args.window)).as_dict())
+        raw, typed = (median_report(builds[kind]) for kind in ("build-raw", "build-typed"))
+        out["payload"] = {
+            "us_per_request_raw": raw["cpu_us_per_request"],
+            "us_per_request_typed": typed["cpu_us_per_request"],
+            "ratio": round(typed["cpu_us_per_request"] / raw["cpu_us_per_request"], 3),
+        }
     if "tracker" in args.sections:
         process = await asyncio.create_subprocess_exec(
             sys.executable, str(HERE / "tracker.py"), stdout=asyncio.subprocess.PIPE
@@ -268,9 +281,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="iqresponder's benchmark")
     parser.add_argument(
         "--sections",
-        default="kinds,dispatch,latency,leak,population,tracker,e2e,scaleout",
+        default="kinds,dispatch,latency,leak,population,payload,tracker,e2e,scaleout",
         type=lambda text: set(text.split(",")),
-        help="which parts to run: kinds, dispatch, latency, leak, population, tracker, e2e, scaleout (default: all)",
+        help="which parts to run: kinds, dispatch, latency, leak, population, payload, tracker, e2e, scaleout (default: all)",
     )
     parser.add_argument("--senders", type=int, default=100_000, help="distinct senders in the population section")
     parser.add_argument("--requests", type=int, default=150_000, help="measured requests per closed-loop run")

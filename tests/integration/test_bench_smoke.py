@@ -25,6 +25,9 @@ def test_every_reply_of_every_benchmark_kind_is_right():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     reports = json.loads(result.stdout)
-    assert [report["kind"] for report in reports] == ["disco-info", "ping", "version", "custom", "unknown"]
+    assert [report["kind"] for report in reports] == [
+        *("disco-info", "ping", "version", "custom", "unknown"),
+        *("build-raw", "build-typed"),
+    ]
     for report in reports:
         assert (report["requests"], report["replies"], report["failures"]) == (300, 300, [])
