@@ -1,4 +1,4 @@
-"""``python -m component.probe``: one Iq to one JID, sent as a client account, for operators.
+"""``iqresponder-probe``: one Iq to one JID, sent as a client account, for operators.
 
 Whether a deployed component works is a question about the whole path a user's request takes,
 so this command asks it from the outside, as a user's client would: it logs in to the server as
@@ -14,6 +14,10 @@ can test:
 
 Every failure is one line on stderr. The password comes from a file or the environment, never
 from the command line, where every local user could read it in the process list.
+
+It is a client of the component, not a part of it: it imports only Twisted, and no module of the
+framework imports it (tests/unit/test_probe.py), so a running component never loads it. The
+console script ``iqresponder-probe`` runs ``main()``; ``python -m component.probe`` does too.
 """
 
 from __future__ import annotations
@@ -72,7 +76,7 @@ def _jid(text: str) -> JID:
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
     """The command line, checked as far as it can be without the network; bad usage is a ``ProbeFailure``."""
     parser = _Parser(
-        prog="python -m component.probe",
+        prog="iqresponder-probe",
         allow_abbrev=False,  # or --password would pass for --password-file
         description="Log in as a client account, send one Iq to TARGET_JID and print the reply. Exit status: "
         "0 result, 1 error reply, 2 bad usage or no login, 3 no reply (in time). The password is read from "
@@ -323,6 +327,7 @@ async def run(reactor: Any, argv: list[str]) -> NoReturn:
 
 
 def main() -> NoReturn:
+    """The console script's entry point: the command line from ``sys.argv``, the exit status as above."""
     react(run, (sys.argv[1:],))
 
 

@@ -216,7 +216,7 @@ def terminal() -> Iterator[Terminal]:
 
 def probe(c2s_port: int, *arguments: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [".venv/bin/python", "-m", "component.probe", "--jid", "alice@localhost", "--port", str(c2s_port), *arguments],
+        [".venv/bin/iqresponder-probe", "--jid", "alice@localhost", "--port", str(c2s_port), *arguments],
         cwd=ROOT,
         env={**ENVIRONMENT, "IQRESPONDER_PROBE_PASSWORD": "alice"},
         capture_output=True,
@@ -319,7 +319,7 @@ def test_handlers_adds_directories_to_the_bundled_ones(terminal, make_run, run_d
 def readme_probe_blocks() -> list[str]:
     """Every shell block of the README that runs the probe, as typed (dedented out of list items)."""
     blocks = re.findall(r"^( *)```sh\n(.*?)^ *```", (ROOT / "README.md").read_text(), re.MULTILINE | re.DOTALL)
-    return [textwrap.dedent(block) for _, block in blocks if "component.probe" in block]
+    return [textwrap.dedent(block) for _, block in blocks if "iqresponder-probe" in block]
 
 
 def test_the_readme_shows_a_first_query_on_its_first_screen():
@@ -334,7 +334,7 @@ def test_the_readmes_probe_commands_work_after_make_run_and_leave_no_file(termin
     before = untracked_and_ignored()
     for block in readme_probe_blocks():
         # As typed in a second terminal; --port only because this make run is not on the README's 5222.
-        typed = block.replace("-m component.probe", f"-m component.probe --port {ports[0]}")
+        typed = block.replace("iqresponder-probe", f"iqresponder-probe --port {ports[0]}")
         result = subprocess.run(
             ["sh", "-ec", typed],
             check=False,
@@ -345,7 +345,7 @@ def test_the_readmes_probe_commands_work_after_make_run_and_leave_no_file(termin
             timeout=PROBE_TIMEOUT,
         )
         assert result.returncode == 0, f"{block}\n{result.stderr}"
-        assert result.stdout.count('type="result"') == block.count("component.probe"), result.stdout
+        assert result.stdout.count('type="result"') == block.count("iqresponder-probe"), result.stdout
     assert untracked_and_ignored() == before
     terminal.type("\x03")
     run.assert_all_gone()

@@ -1,5 +1,5 @@
-"""``python -m component.probe`` as operators run it: a child process that logs in to each real server
-as alice and asks the component under twistd, with every exit status it promises."""
+"""``iqresponder-probe`` as operators run it: the installed console script, a child process that logs in
+to each real server as alice and asks the component under twistd, with every exit status it promises."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from tests.integration.servers import EACH_SERVER
 pytestmark = [pytest.mark.integration, pytest.mark.servers(*EACH_SERVER)]
 
 PASSWORD_VARIABLE = "IQRESPONDER_PROBE_PASSWORD"
+PROBE = Path(sys.executable).with_name("iqresponder-probe")  # installed beside the interpreter running the tests
 RUN_TIMEOUT = 30  # seconds; a bound on every probe run, well above its own --timeout
 
 SILENT_HANDLER = '''
@@ -62,7 +63,7 @@ def probe_command(*arguments: str, port: int, password_file: Path | None) -> lis
     login = ["--jid", f"{USER}@localhost", "--host", "127.0.0.1", "--port", str(port)]
     if password_file is not None:
         login += ["--password-file", str(password_file)]
-    return [sys.executable, "-m", "component.probe", *login, *arguments]
+    return [str(PROBE), *login, *arguments]
 
 
 def environment(**extra: str) -> dict[str, str]:
@@ -250,3 +251,10 @@ def test_no_password_at_all_exits_2(server):
     result = run(command)
     assert result.returncode == 2
     assert PASSWORD_VARIABLE in one_line(result)
+
+
+@pytest.mark.parametrize("command", [[str(PROBE)], [sys.executable, "-m", "component.probe"]])
+def test_help_names_the_console_script_and_exits_0(command):
+    result = run([*command, "--help"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: iqresponder-probe ") and "TARGET_JID" in result.stdout
