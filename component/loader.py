@@ -2,8 +2,10 @@
 
 Each ``*.py`` file not starting with ``_`` is imported as its own module, in
 name order, directory by directory. Its responders are registered and its
-``setup(component, options)`` is called with its own options table. Any
-problem stops start-up with a ``HandlerLoadError`` that names the file.
+``setup(component, options)`` is called with its own options table, checked
+first against the module's ``OPTIONS`` when it declares them (component/options.py).
+Any problem stops start-up with a ``HandlerLoadError`` that names the file: the
+module's, or for a misfit option the configuration file and the key.
 Files starting with ``_`` are helpers the modules import (component/importer.py).
 Before a module is replaced or the component stops, its ``teardown(component)``
 releases what ``setup()`` took.
@@ -27,6 +29,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from component.importer import HelperConflict, find_helpers, fresh_imports, module_spec
+from component.options import DeclarationError, OptionError, check_options, declared_options
 from component.outcome import settle
 from component.registry import RegistrationConflict, Registry
 
@@ -76,8 +79,13 @@ def load_handlers(
     options: Mapping[str, Mapping[str, Any]],
     clock: IReactorTime | None = None,
     teardown_timeout: float = DEFAULT_TEARDOWN_TIMEOUT,
+    config_path: Path | str | None = None,
 ) -> list[HandlerModule]:
     """Import, register and set up every handler module of ``directories``.
+
+    ``options`` is the configuration's ``[handlers.options]``, read from
+    ``config_path``: errors in it start with that file (when given) and the key,
+    as the configuration's own errors do.
 
     Modules and helpers are imported afresh from the source on disk. When one
     fails, the modules already set up are torn down (``clock`` and
@@ -88,7 +96,8 @@ def load_handlers(
     files = handler_files(directories)
     unknown = sorted(set(options) - {path.stem for path in files})
     if unknown:
-        raise HandlerLoadError(f"handlers.options.{unknown[0]}: no handler module named {unknown[0]!r} is loaded")
+        key = f"handlers.options.{unknown[0]}"
+        raise HandlerLoadError(_in_config(config_path, key, f"no handler module named {unknown[0]!r} is loaded"))
     try:
         helpers = find_helpers(directories)
     except HelperConflict as e:
@@ -97,23 +106,26 @@ def load_handlers(
     try:
         with fresh_imports(helpers):
             for path in files:
-                loaded.append(_load(path, registry, component, options.get(path.stem, {})))
+                loaded.append(_load(path, registry, component, options.get(path.stem, {}), config_path))
     except HandlerLoadError:
         teardown_handlers(loaded, component, clock, teardown_timeout)
         raise
     return loaded
 
 
-def _load(path: Path, registry: Registry, component: Any, options: Mapping[str, Any]) -> HandlerModule:
+def _load(
+    path: Path, registry: Registry, component: Any, table: Mapping[str, Any], config_path: Path | str | None
+) -> HandlerModule:
     module = _import(path)
     try:
         namespaces = registry.collect(module, origin=str(path))
     except RegistrationConflict as e:
         raise HandlerLoadError(f"{path}: {e}") from None
+    options = _options(module, path, table, config_path)
     setup = getattr(module, "setup", None)
     if callable(setup):
         try:
-            setup(component, dict(options))
+            setup(component, options)
         except Exception as e:  # noqa: BLE001 - any failure of a module's setup stops start-up with its name
             raise HandlerLoadError(f"{path}: setup() failed: {_describe(e)}") from None
     handler = HandlerModule(path.stem, path, module, tuple(dict.fromkeys(namespaces)))
@@ -124,6 +136,26 @@ def _load(path: Path, registry: Registry, component: Any, options: Mapping[str, 
         namespaces=", ".join(handler.namespaces) or "no responders",
     )
     return handler
+
+
+def _options(module: ModuleType, path: Path, table: Mapping[str, Any], config_path: Path | str | None) -> dict:
+    """The options ``setup()`` receives: the table as configured, checked and completed when the module declares them."""
+    declaration = getattr(module, "OPTIONS", None)
+    if declaration is None:
+        return dict(table)
+    try:
+        schema = declared_options(declaration)
+    except DeclarationError as e:
+        raise HandlerLoadError(f"{path}: OPTIONS: {e}") from None
+    try:
+        return check_options(schema, table)
+    except OptionError as e:
+        raise HandlerLoadError(_in_config(config_path, f"handlers.options.{path.stem}.{e.key}", e.problem)) from None
+
+
+def _in_config(config_path: Path | str | None, key: str, problem: str) -> str:
+    """A configuration error's one line, worded as component/config.py words its own."""
+    return f"{config_path}: {key}: {problem}" if config_path else f"{key}: {problem}"
 
 
 def _import(path: Path) -> ModuleType:

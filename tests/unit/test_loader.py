@@ -120,6 +120,111 @@ def test_options_for_a_module_that_is_not_loaded_are_an_error(tmp_path):
     assert "handlers.options.absent" in str(raised.value)
 
 
+# Declared options: OPTIONS checked by the loader before setup() (component/options.py).
+
+DECLARING = """
+OPTIONS = {
+    "colour": "blue",
+    "size": 3,
+    "ratio": 1.5,
+    "tags": [],
+    "proxy": str | None,
+    "key": str,
+}
+
+def setup(component, options):
+    component.calls.append(options)
+"""
+
+
+def load_declaring(tmp_path: Path, table: dict, config_path: Path | None = Path("conf/iq.toml")) -> Recorder:
+    write(tmp_path / "handlers", "declaring.py", DECLARING)
+    component = Recorder()
+    load_handlers([tmp_path / "handlers"], Registry(), component, {"declaring": table}, config_path=config_path)
+    return component
+
+
+def load_error(tmp_path: Path, table: dict, config_path: Path | None = Path("conf/iq.toml")) -> str:
+    with pytest.raises(HandlerLoadError) as raised:
+        load_declaring(tmp_path, table, config_path)
+    return str(raised.value)
+
+
+def test_setup_receives_declared_options_with_defaults_filled_in(tmp_path):
+    component = load_declaring(tmp_path, {"key": "k", "ratio": 2, "tags": ["a"]})
+    assert component.calls == [{"colour": "blue", "size": 3, "ratio": 2.0, "tags": ["a"], "proxy": None, "key": "k"}]
+    assert isinstance(component.calls[0]["ratio"], float)  # an integer where a float is declared
+
+
+def test_a_default_list_is_each_setups_own(tmp_path):
+    first = load_declaring(tmp_path, {"key": "k"})
+    first.calls[0]["tags"].append("changed by setup()")
+    assert load_declaring(tmp_path, {"key": "k"}).calls[0]["tags"] == []
+
+
+def test_an_unknown_option_names_the_config_file_and_key_and_setup_is_not_called(tmp_path):
+    component = Recorder()
+    write(tmp_path, "declaring.py", DECLARING)
+    with pytest.raises(HandlerLoadError) as raised:
+        load_handlers(
+            [tmp_path], Registry(), component, {"declaring": {"key": "k", "colur": "red"}}, config_path="conf/iq.toml"
+        )
+    assert str(raised.value) == (
+        "conf/iq.toml: handlers.options.declaring.colur: unknown key (allowed: colour, key, proxy, ratio, size, tags)"
+    )
+    assert component.calls == []
+
+
+def test_a_missing_required_option_names_the_config_file_and_key(tmp_path):
+    assert load_error(tmp_path, {}) == "conf/iq.toml: handlers.options.declaring.key: missing: a string is required"
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"key": 1}, "handlers.options.declaring.key: expected a string, got an integer"),
+        ({"key": "k", "size": True}, "handlers.options.declaring.size: expected an integer, got a boolean"),
+        ({"key": "k", "size": 2.5}, "handlers.options.declaring.size: expected an integer, got a float"),
+        ({"key": "k", "ratio": "1.5"}, "handlers.options.declaring.ratio: expected a number, got a string"),
+        ({"key": "k", "tags": "a"}, "handlers.options.declaring.tags: expected an array, got a string"),
+        ({"key": "k", "proxy": 8080}, "handlers.options.declaring.proxy: expected a string, got an integer"),
+    ],
+)
+def test_an_option_of_the_wrong_type_names_the_config_file_and_key(tmp_path, table, message):
+    assert load_error(tmp_path, table) == f"conf/iq.toml: {message}"
+
+
+def test_without_a_config_file_the_error_starts_with_the_key(tmp_path):
+    # as for options of a module that is not loaded: twistd puts its configuration file in front
+    assert load_error(tmp_path, {}, config_path=None) == "handlers.options.declaring.key: missing: a string is required"
+
+
+@pytest.mark.parametrize(
+    ("declaration", "problem"),
+    [
+        ("['os']", "expected a dict of option names"),
+        ("{'when': object}", "'when': expected a type (bool, int, float, str, list, dict)"),
+        ("{'when': int | str}", "'when': expected a type"),
+        ("{1: bool}", "option names are non-empty strings"),
+    ],
+)
+def test_a_declaration_that_makes_no_sense_names_the_module_file(tmp_path, declaration, problem):
+    path = write(tmp_path, "odd.py", f"OPTIONS = {declaration}\n")
+    with pytest.raises(HandlerLoadError) as raised:
+        load_handlers([tmp_path], Registry(), Recorder(), {}, config_path="conf/iq.toml")
+    assert str(raised.value).startswith(f"{path}: OPTIONS: ") and problem in str(raised.value)
+
+
+def test_the_bundled_version_module_checks_its_os_option_against_the_configuration(tmp_path):
+    config = tmp_path / "iqresponder.toml"
+    config.write_text('[component]\njid = "iq.localhost"\nsecret = "s"\n\n[handlers.options.version]\nos = "yes"\n')
+    settings = load(config)
+    bundled = Path(__file__).parents[2] / "handlers" / "version.py"
+    with pytest.raises(HandlerLoadError) as raised:
+        load_handlers([bundled], Registry(), Recorder(), settings.handler_options, config_path=settings.path)
+    assert str(raised.value) == f"{config}: handlers.options.version.os: expected true or false, got a string"
+
+
 def test_same_module_name_in_two_directories_is_an_error(tmp_path):
     write(tmp_path / "one", "dup.py", PING_LIKE.format(name="one"))
     write(tmp_path / "two", "dup.py", PING_LIKE.format(name="two"))
