@@ -1,9 +1,13 @@
-"""One name's stream to the server: its connection, its keepalive, and the queries sent under it.
+"""One name's stream to the server: its connection, its keepalive, the queries sent under it, and its writes.
 
 A component has one link under its own name (``component.jid``) and, when it shares that
 name with other processes, a second under the instance's own name (``component.instance_jid``)
 for its outbound queries. Each link reconnects, pings the server and fails its own pending
 queries on its own, so losing one stream never disturbs the other.
+
+A stream hands each stanza to the router with its link, and the reply is written with the
+link's ``send``: a request is answered under the name it came to, on whichever stream that name
+has when the answer is ready, with no address parsed to find it.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from typing import Any
 
 from twisted.application.service import IServiceCollection
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.logger import Logger
+from twisted.words.xish import domish
 
 from component.config import Settings
 from component.connection import ComponentConnection
@@ -29,6 +35,8 @@ class Link:
     ``on_refused(link, condition, text)`` hears of the server refusing the name, and
     ``on_replaced(link, text)`` of another connection taking it over.
     """
+
+    log = Logger()
 
     def __init__(
         self,
@@ -78,7 +86,25 @@ class Link:
         )
         self.connection.setServiceParent(parent)
 
+    def send(self, stanza: domish.Element | str) -> bool:
+        """Write a stanza (an Element, or XML text the caller vouches is well-formed) on this name's stream.
+
+        The one write path of the component: replies, queries and keepalive
+        pings. Returns ``False``, and drops the stanza, while there is no stream.
+        """
+        stream = self.stream
+        if stream is None:
+            self.log.debug(
+                "Not connected as {jid}: dropped {xml}",
+                jid=self.jid,
+                xml=stanza if isinstance(stanza, str) else stanza.toXml(),
+            )
+            return False
+        stream.send(stanza)
+        return True
+
     def _authenticated(self, stream: ComponentStream) -> None:
+        stream.link = self
         self.stream = stream
         self.keepalive.start()
 

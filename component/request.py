@@ -8,6 +8,7 @@ from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
 from component.addresses import InvalidFormat, parse_jid
+from component.interfaces import IComponent
 
 __all__ = ["InvalidFormat", "Request", "parse_jid"]
 
@@ -20,10 +21,23 @@ class Request:
     child element, as it came; ``payload`` is the same element, or an instance
     of the payload class the responder was declared with, parsed and checked
     (component/payload.py). ``stanza`` is the whole Iq; ``component`` the
-    running component, for outbound queries and settings.
+    running component as handlers see it (``IComponent``: settings, queries,
+    disco, clock). ``link`` is the link it came in on (component/link.py),
+    where the router writes its reply; it is the framework's, not the handler's.
     """
 
-    __slots__ = ("_sender", "component", "element", "id", "payload", "received", "recipient", "stanza", "type")
+    __slots__ = (
+        "_sender",
+        "component",
+        "element",
+        "id",
+        "link",
+        "payload",
+        "received",
+        "recipient",
+        "stanza",
+        "type",
+    )
 
     def __init__(
         self,
@@ -31,7 +45,8 @@ class Request:
         element: domish.Element,
         sender: JID | str | None,
         recipient: JID | None,
-        component: Any,
+        component: IComponent,
+        link: Any,
     ) -> None:
         self.stanza = stanza
         self.element = element
@@ -41,6 +56,7 @@ class Request:
         self.type: str = stanza["type"]
         self.id: str = stanza["id"]
         self.component = component
+        self.link = link
         self.received = 0.0  # perf_counter() at arrival, when metrics time the responders
 
     @property

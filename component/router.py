@@ -4,6 +4,8 @@ This is the only place where a responder's return value or exception becomes
 a reply, following RFC 6120 section 8 (see DESIGN.md's table). Result and
 error stanzas go to the tracker and are never answered.
 
+Each stanza comes with the link (component/link.py) it arrived on, and its
+reply is written with that link's ``send``, under the name the request went to.
 Replies are written as strings: the reply's own tag is formatted directly and
 only the payload is serialized (or taken pre-serialized, as disco's cached
 answers are), which costs a fraction of building and serializing an Element.
@@ -23,6 +25,7 @@ from twisted.words.xish import domish
 from component.addresses import InvalidFormat, bare_jid, parse_jid
 from component.config import Limits
 from component.errors import StanzaError
+from component.interfaces import IComponent
 from component.metrics import NoMetrics
 from component.outcome import INTERNAL_SERVER_ERROR, settle, stanza_error
 from component.payload import Payload, PayloadError
@@ -66,7 +69,7 @@ class Router:
         self,
         registry: Registry,
         tracker: Any,
-        component: Any,
+        component: IComponent,
         clock: IReactorTime,
         limits: Limits | None = None,
         access: AccessControl | None = None,
@@ -87,8 +90,8 @@ class Router:
         self.draining = False
         self._idle: list[Deferred] = []
 
-    def receive(self, iq: domish.Element) -> None:
-        """Handle one ``<iq/>`` from the stream. Never raises."""
+    def receive(self, iq: domish.Element, link: Any) -> None:
+        """Handle one ``<iq/>`` that came on ``link`` (its reply goes out there). Never raises."""
         attributes = iq.attributes
         type = attributes.get("type")
         if type == "result" or type == "error":
@@ -102,7 +105,7 @@ class Router:
             )
             return
         if type != "get" and type != "set":
-            self.reply_error(iq, BAD_TYPE)
+            self.reply_error(link, iq, BAD_TYPE)
             return
         sender = attributes.get("from")
         try:
@@ -116,41 +119,43 @@ class Router:
         try:
             recipient = parse_jid(attributes["to"]) if "to" in attributes else None
         except InvalidFormat:
-            self.reply_error(iq, JID_MALFORMED, from_self=True)
+            self.reply_error(link, iq, JID_MALFORMED, from_self=True)
             return
         if self.draining:
-            self.reply_error(iq, SHUTTING_DOWN)
+            self.reply_error(link, iq, SHUTTING_DOWN)
             return
         if bare_sender is not None and not self.rate_limit.allow(bare_sender):
-            self.reply_error(iq, TOO_FAST)
+            self.reply_error(link, iq, TOO_FAST)
             return
 
         payload = None
         for child in iq.children:
             if child.__class__ is not str:
                 if payload is not None:
-                    self.reply_error(iq, NOT_ONE_PAYLOAD)
+                    self.reply_error(link, iq, NOT_ONE_PAYLOAD)
                     return
                 payload = child
         if payload is None:
-            self.reply_error(iq, NOT_ONE_PAYLOAD)
+            self.reply_error(link, iq, NOT_ONE_PAYLOAD)
             return
 
         if self.access and not self.access.allows(type, payload.uri, parse_jid(sender) if sender else None):
-            self.reply_error(iq, FORBIDDEN)
+            self.reply_error(link, iq, FORBIDDEN)
             return
         responder = self.registry.lookup(type, payload.uri, payload.name)
         if responder is None:
             error = FEATURE_NOT_IMPLEMENTED if self.registry.serves(payload.uri) else SERVICE_UNAVAILABLE
-            self.reply_error(iq, error, payload)
+            self.reply_error(link, iq, error, payload)
             return
         if self.in_flight >= self.limits.max_in_flight:
-            self.reply_error(iq, TOO_BUSY)
+            self.reply_error(link, iq, TOO_BUSY)
             return
-        self.call(responder, Request(iq, payload, sender, recipient, self.component))
+        self.call(responder, Request(iq, payload, sender, recipient, self.component, link))
 
-    def refuse(self, stanza: domish.Element, condition: str, text: str) -> None:
-        """Answer a stanza that broke a limit (its content already discarded), or drop it. Never raises.
+    def refuse(self, stanza: domish.Element, condition: str, text: str, link: Any) -> None:
+        """Answer a stanza that came on ``link`` and broke a limit (its content already discarded), or drop it.
+
+        Never raises.
 
         A get or set with an id and a sender gets the error; anything else
         cannot be answered usefully, so it is dropped with one log line.
@@ -163,7 +168,7 @@ class Router:
             and "from" in attributes
         )
         if answerable:
-            self.reply_error(stanza, StanzaError(condition, text=text.capitalize()))
+            self.reply_error(link, stanza, StanzaError(condition, text=text.capitalize()))
         else:
             self.log.warn(
                 "Dropped a <{name}/> {type} from {sender} id {id}: {text}",
@@ -182,7 +187,7 @@ class Router:
             try:
                 request.payload = responder.payload.parse(request.element)
             except PayloadError as e:
-                self.reply_error(request.stanza, StanzaError("bad-request", text=str(e)), request=request)
+                self.reply_error(request.link, request.stanza, StanzaError("bad-request", text=str(e)), request=request)
                 return
         try:
             result = settle(responder.function(request), self.clock, self.limits.handler_timeout)
@@ -228,13 +233,11 @@ class Router:
     def reply_result(self, result: Any, responder: Responder, request: Request) -> None:
         if self.timing and (result is None or isinstance(result, (domish.SerializedXML, domish.Element, Payload))):
             self._record(request.stanza, request.namespace, "result", perf_counter() - request.received)
-        # The reply comes from the address the request went to, on the stream for that name.
+        # The reply comes from the address the request went to, on the link it came in on.
         if result is None:
-            self.component.send_raw(_start_tag(request.stanza, "result", close=True), request.stanza.getAttribute("to"))
+            request.link.send(_start_tag(request.stanza, "result", close=True))
         elif isinstance(result, domish.SerializedXML):  # a payload serialized once, such as disco's answers
-            self.component.send_raw(
-                _start_tag(request.stanza, "result") + result + "</iq>", request.stanza.getAttribute("to")
-            )
+            request.link.send(_start_tag(request.stanza, "result") + result + "</iq>")
         elif isinstance(result, (Payload, domish.Element)):
             try:
                 if isinstance(result, Payload):
@@ -245,11 +248,9 @@ class Router:
                 self.log.failure(
                     "Responder {responder} returned a payload that cannot be written", responder=responder.name
                 )
-                self.reply_error(request.stanza, INTERNAL_SERVER_ERROR, request.element, request=request)
+                self.reply_error(request.link, request.stanza, INTERNAL_SERVER_ERROR, request.element, request=request)
                 return
-            self.component.send_raw(
-                _start_tag(request.stanza, "result") + payload + "</iq>", request.stanza.getAttribute("to")
-            )
+            request.link.send(_start_tag(request.stanza, "result") + payload + "</iq>")
         else:
             self.log.error(
                 "Responder {responder} returned {kind}, not a payload, an Element or None, for {request}",
@@ -257,7 +258,7 @@ class Router:
                 kind=type(result).__name__,
                 request=request,
             )
-            self.reply_error(request.stanza, INTERNAL_SERVER_ERROR, request.element, request=request)
+            self.reply_error(request.link, request.stanza, INTERNAL_SERVER_ERROR, request.element, request=request)
 
     def reply_failure(self, failure: Failure, responder: Responder, request: Request) -> None:
         """Answer a responder's exception with its one error reply (component/outcome.py decides which)."""
@@ -266,7 +267,7 @@ class Router:
             lambda: {"what": f"Responder {responder.name}", "request": request},
             self.limits.handler_timeout,
         )
-        self.reply_error(request.stanza, error, request.element, request=request)
+        self.reply_error(request.link, request.stanza, error, request.element, request=request)
 
     def _record(self, iq: domish.Element, namespace: str | None, outcome: str, seconds: float | None) -> None:
         """Count the reply, and log one debug event for it when ``[logging] requests`` is on."""
@@ -285,6 +286,7 @@ class Router:
 
     def reply_error(
         self,
+        link: Any,
         iq: domish.Element,
         error: StanzaError,
         payload: domish.Element | None = None,
@@ -297,10 +299,9 @@ class Router:
         echoed = to_xml(payload, within=NS_COMPONENT_ACCEPT) if payload is not None else ""
         if len(echoed) > ECHO_PAYLOAD_LIMIT:
             echoed = ""
-        sender = self.component.jid if from_self else None
-        self.component.send_raw(
-            _start_tag(iq, "error", sender=sender) + echoed + error.xml + "</iq>", sender or iq.getAttribute("to")
-        )
+        # A request whose own address is unusable is answered from the name of the link it came on.
+        sender = link.jid if from_self else None
+        link.send(_start_tag(iq, "error", sender=sender) + echoed + error.xml + "</iq>")
 
 
 def _start_tag(iq: domish.Element, type: str, close: bool = False, sender: str | None = None) -> str:

@@ -7,14 +7,15 @@
   that leaves the stream unusable closes it, with the matching stream error;
 - once authenticated, every ``<iq/>`` goes straight to the router, with no
   XPath evaluation, and a stanza fault goes to the router too, to be
-  answered; an exception there is logged, and the stream goes on;
+  answered; each with the stream's ``link`` (component/link.py), on which
+  the answer is written; an exception there is logged, and the stream goes on;
 - stanzas it sends as Elements are written by ``component.serializer``,
   which escapes exactly (white space in attribute values included).
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from twisted.logger import Logger
 from twisted.words.protocols.jabber import error, xmlstream
@@ -28,18 +29,19 @@ _STANZA_NAMESPACES = (None, "", NS_COMPONENT_ACCEPT)
 
 
 class StanzaRouter(Protocol):
-    """Where an authenticated stream's Iq stanzas go (``component.router.Router``)."""
+    """Where an authenticated stream's Iq stanzas go (``component.router.Router``), with the link they came on."""
 
-    def receive(self, iq: domish.Element) -> None: ...
+    def receive(self, iq: domish.Element, link: Any) -> None: ...
 
-    def refuse(self, stanza: domish.Element, condition: str, text: str) -> None: ...
+    def refuse(self, stanza: domish.Element, condition: str, text: str, link: Any) -> None: ...
 
 
 class ComponentStream(xmlstream.XmlStream):
-    """An ``XmlStream`` whose stanzas, once authenticated, go to one router."""
+    """An ``XmlStream`` whose stanzas, once authenticated, go to one router with the stream's ``link``."""
 
     log = Logger()
     router: StanzaRouter | None = None
+    link: Any = None  # the Link this stream serves, set once authenticated; replies are written through it
     refused = False
     max_stanza_bytes = 2 * 1024 * 1024
     max_depth = 32
@@ -85,7 +87,7 @@ class ComponentStream(xmlstream.XmlStream):
         router = self.router
         if router is not None and element.name == "iq" and element.uri == NS_COMPONENT_ACCEPT:
             try:
-                router.receive(element)
+                router.receive(element, self.link)
             except Exception:  # noqa: BLE001 - one stanza's failure must not end the stream
                 self.log.failure("Unexpected failure handling {stanza}", stanza=to_xml(element))
         else:
@@ -96,7 +98,7 @@ class ComponentStream(xmlstream.XmlStream):
         router = self.router
         try:
             if router is not None and stanza.uri == NS_COMPONENT_ACCEPT:
-                router.refuse(stanza, condition, text)
+                router.refuse(stanza, condition, text, self.link)
             else:
                 self.log.warn(
                     "Dropped a <{name}/> from {sender} before authentication: {text}",

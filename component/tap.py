@@ -14,8 +14,9 @@ from twisted.python import usage
 
 from component.config import ConfigError, Overrides, Settings, load
 from component.loader import HandlerLoadError
+from component.process import EX_CONFIG, ProcessPolicy
 from component.registry import Registry
-from component.service import EX_CONFIG, Component
+from component.service import Component
 
 
 def _fail(message: str, status: int = EX_CONFIG):
@@ -82,10 +83,13 @@ class Options(usage.Options):
             runner["logger"] = "component.logs.json_lines"  # twistd imports it in its own postOptions
 
 
-def makeService(options: Options) -> Component:
-    """Build the component and load its handler modules; exit on any loading problem."""
+def makeService(options: Options) -> ProcessPolicy:
+    """Build the component under the process's policy and load its handler modules; exit on any loading problem."""
     settings = options.settings
-    component = Component(settings, Registry(), overrides=options.overrides)
+    policy = ProcessPolicy()
+    component = Component(
+        settings, Registry(), overrides=options.overrides, on_refused=policy.refused, on_replaced=policy.replaced
+    )
     try:
         component.load_handlers()
     except HandlerLoadError as e:
@@ -93,4 +97,4 @@ def makeService(options: Options) -> Component:
         if message.startswith("handlers.options."):
             message = f"{settings.path}: {message}"
         _fail(message)
-    return component
+    return policy.serve(component)

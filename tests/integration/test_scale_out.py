@@ -64,7 +64,7 @@ signal.signal(signal.SIGUSR1, lambda signum, frame: reactor.callFromThread(relea
 
 
 def me(request):
-    return request.component.instance_jid or request.component.jid
+    return request.component.settings.instance_jid or request.component.jid
 
 
 @responder(NS, "get", element="whoami")

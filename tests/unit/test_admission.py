@@ -32,15 +32,15 @@ def never(request):
 @responder(NS, "get", element="twice")
 def twice(request):
     d = defer.Deferred()
-    request.component._reactor.callLater(1, d.callback, None)
-    request.component._reactor.callLater(2, d.callback, None)  # the second raises AlreadyCalledError
+    request.component.clock.callLater(1, d.callback, None)
+    request.component.clock.callLater(2, d.callback, None)  # the second raises AlreadyCalledError
     return d
 
 
 @responder(NS, "get", element="slow")
 def slow(request):
     d = defer.Deferred()
-    request.component._reactor.callLater(5, d.callback, None)
+    request.component.clock.callLater(5, d.callback, None)
     return d
 
 

@@ -9,8 +9,9 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from component.process import EX_CONFIG, ProcessPolicy
 from component.registry import Registry
-from component.service import EX_CONFIG, Component
+from component.service import Component
 from component.testing import SERVER_HEADER, make_settings
 
 NOT_AUTHORIZED = (
@@ -61,14 +62,17 @@ class Harness:
         self.clock = task.Clock()
         self.server = ScriptedServer(self.clock)
         self.gave_up = []
+        policy = ProcessPolicy(self.clock, give_up=lambda reactor, status: self.gave_up.append(status))
         self.component = Component(
             make_settings(reconnect_max=reconnect_max),
             Registry(),
             reactor=self.clock,
             endpoint=self.server,
-            give_up=lambda reactor, status: self.gave_up.append(status),
             jitter=lambda: 0.0,
+            on_refused=policy.refused,
+            on_replaced=policy.replaced,
         )
+        policy.serve(self.component)
 
     def run_until_attempts(self, count, limit=1000.0):
         while len(self.server.attempt_times) < count and self.clock.seconds() < limit:

@@ -276,7 +276,7 @@ def test_forms_with_the_same_form_type_are_one_form():
 
 
 def test_client_side_disco_info_parses_identities_features_and_forms(harness):
-    d = harness.component.disco_info("pubsub.localhost", node="n1")
+    d = harness.component.facade.disco_info("pubsub.localhost", node="n1")
     [query] = harness.sent()
     [payload] = list(query.elements())
     assert (payload.uri, payload["node"]) == (INFO, "n1")
@@ -299,7 +299,7 @@ def test_client_side_disco_info_parses_identities_features_and_forms(harness):
 
 
 def test_client_side_disco_items_parses_items(harness):
-    d = harness.component.disco_items("localhost")
+    d = harness.component.facade.disco_items("localhost")
     [query] = harness.sent()
     results = []
     d.addCallback(results.append)
@@ -311,7 +311,7 @@ def test_client_side_disco_items_parses_items(harness):
 
 
 def test_client_side_failures_are_the_trackers(harness):
-    d = harness.component.disco_info("pubsub.localhost")
+    d = harness.component.facade.disco_info("pubsub.localhost")
     [query] = harness.sent()
     failures = []
     d.addErrback(lambda f: failures.append(f.value))

@@ -157,7 +157,7 @@ def test_mutated_bytes_never_crash_and_never_grow_the_parser(generated, mutation
 def test_a_failure_logged_while_routing_fails_the_property_though_the_replies_are_right(monkeypatch):
     """A response (type result) gets no reply whether routing works or not: only the capture can tell."""
 
-    def broken(self, iq):
+    def broken(self, iq, link):
         raise RuntimeError("routing is broken")
 
     monkeypatch.setattr(Router, "receive", broken)

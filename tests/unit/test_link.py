@@ -14,8 +14,9 @@ from twisted.internet import task
 from twisted.internet.defer import Deferred
 
 from component import NotConnected
+from component.process import EX_CONFIG, ProcessPolicy
 from component.registry import Registry
-from component.service import EX_CONFIG, Component
+from component.service import Component
 from component.testing import InMemoryComponent, make_settings
 from tests.unit.test_connection import NOT_AUTHORIZED, ScriptedServer
 
@@ -79,7 +80,7 @@ def test_an_outbound_query_goes_out_under_the_own_name_and_its_response_comes_ba
 
 
 def test_a_response_addressed_to_the_shared_name_does_not_resolve_a_query_from_the_own_name(memory):
-    query = memory.component.query(CLIENT, "urn:example:peer")
+    query = memory.component.facade.query(CLIENT, "urn:example:peer")
     [sent] = memory.sent(instance=True)
     memory.receive(f"<iq type='result' id='{sent['id']}' from='{CLIENT}' to='{SHARED}'/>")
     assert not query.called
@@ -88,17 +89,17 @@ def test_a_response_addressed_to_the_shared_name_does_not_resolve_a_query_from_t
 
 
 def test_losing_the_own_stream_fails_its_queries_and_later_ones_at_once_while_requests_are_still_answered(memory):
-    pending = memory.component.query(CLIENT, "urn:example:peer")
+    pending = memory.component.facade.query(CLIENT, "urn:example:peer")
     memory.disconnect(instance=True)
     assert outcome(pending).check(NotConnected)
-    assert outcome(memory.component.query(CLIENT, "urn:example:peer")).check(NotConnected)
+    assert outcome(memory.component.facade.query(CLIENT, "urn:example:peer")).check(NotConnected)
 
     [reply] = memory.receive(f"<iq type='get' id='5' from='{CLIENT}' to='{SHARED}'><ping xmlns='urn:xmpp:ping'/></iq>")
     assert reply["type"] == "result"
 
 
 def test_losing_the_shared_stream_leaves_the_queries_of_the_own_name_waiting(memory):
-    pending = memory.component.query(CLIENT, "urn:example:peer")
+    pending = memory.component.facade.query(CLIENT, "urn:example:peer")
     [sent] = memory.sent(instance=True)
     memory.disconnect()
     assert not pending.called
@@ -126,15 +127,18 @@ def test_a_refused_own_name_before_ever_authenticating_gives_up_naming_its_key(c
     clock = task.Clock()
     shared, own = ScriptedServer(clock), ScriptedServer(clock)
     shared.accepting = own.accepting = True
+    policy = ProcessPolicy(clock, give_up=lambda reactor, status: gave_up.append(status))
     component = Component(
         make_settings(instance_jid=OWN),
         Registry(),
         reactor=clock,
         endpoint=shared,
         instance_endpoint=own,
-        give_up=lambda reactor, status: gave_up.append(status),
         jitter=lambda: 0.0,
+        on_refused=policy.refused,
+        on_replaced=policy.replaced,
     )
+    policy.serve(component)
     component.startService()
     shared.accept()
     assert gave_up == []

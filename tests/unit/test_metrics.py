@@ -17,7 +17,7 @@ def sample(harness, line_start: str) -> float:
 
 def test_outbound_query_outcomes_are_counted_and_nothing_stays_pending():
     harness = InMemoryComponent(settings=make_settings(metrics_endpoint="tcp:port=0:interface=127.0.0.1"))
-    component = harness.component
+    component = harness.component.facade
     answered = component.query("peer.localhost", "urn:x")
     [iq] = harness.sent()
     harness.receive(f"<iq type='result' id='{iq['id']}' from='peer.localhost' to='iq.localhost'/>")

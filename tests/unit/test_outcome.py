@@ -186,10 +186,10 @@ def test_a_failure_while_writing_the_reply_after_the_responder_finished_is_logge
 ):
     ask(harness, "pending")
 
-    def broken(xml, sender=None):
+    def broken(stanza):
         raise RuntimeError("the writer broke")
 
-    monkeypatch.setattr(harness.component, "send_raw", broken)
+    monkeypatch.setattr(harness.component.link, "send", broken)
     module.returned.pop("pending").callback(None)
     failures = [event for event in caplog_twisted if event.get("log_failure") is not None]
     assert [event["log_failure"].getErrorMessage() for event in failures] == ["the writer broke"]

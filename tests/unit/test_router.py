@@ -17,6 +17,7 @@ from twisted.words.xish import domish
 from component import IqError, IqTimeout, StanzaError, responder
 
 NS = "urn:example:router"
+later_replies = []
 
 
 def echo(request):
@@ -41,7 +42,7 @@ def deferred(request):
 @responder(NS, "get", element="later")
 def later(request):
     d = defer.Deferred()
-    request.component.pending_reply = d
+    later_replies.append(d)
     return d
 
 
@@ -111,6 +112,11 @@ def harness(tmp_path: Path) -> InMemoryComponent:
     return InMemoryComponent([tmp_path])
 
 
+def later_reply(harness: InMemoryComponent):
+    """The Deferred the ``later`` responder returned last."""
+    return harness.modules[0].module.later_replies[-1]
+
+
 def iq(body: str = "", type: str = "get", id: str = "q1", sender: str = CLIENT, to: str = "iq.localhost") -> str:
     attributes = f" type='{type}'" if type else ""
     attributes += f" id='{id}'" if id is not None else ""
@@ -164,7 +170,7 @@ def test_deferred_responder_result(harness):
 
 def test_reply_waits_for_a_deferred_that_fires_later(harness):
     assert harness.receive(iq(case("later"))) == []
-    harness.component.pending_reply.callback(None)
+    later_reply(harness).callback(None)
     assert only(harness.sent())["type"] == "result"
 
 
@@ -303,7 +309,7 @@ def test_iq_to_a_user_of_the_component_domain_is_answered_from_that_address(harn
 def test_replies_while_disconnected_are_dropped_not_raised(harness):
     harness.receive(iq(case("later")))
     harness.disconnect()
-    harness.component.pending_reply.callback(None)
+    later_reply(harness).callback(None)
     assert harness.transport.value() == b""
 
 

@@ -186,7 +186,7 @@ def test_the_default_limit_takes_what_the_servers_forward_at_their_own_limits():
 
 
 def test_a_failure_inside_the_router_is_logged_and_the_stream_goes_on(harness, caplog_twisted, monkeypatch):
-    def explode(iq):
+    def explode(iq, link):
         raise RuntimeError("bug in routing")
 
     monkeypatch.setattr(harness.component.router, "receive", explode)

@@ -38,7 +38,7 @@ class Outcome:
 
 
 def query(harness, *args, **kwargs):
-    return Outcome(harness.component.query(*args, **kwargs))
+    return Outcome(harness.component.facade.query(*args, **kwargs))
 
 
 def respond(harness, iq, type="result", sender=None, to="iq.localhost", body=""):
@@ -48,7 +48,7 @@ def respond(harness, iq, type="result", sender=None, to="iq.localhost", body="")
 
 
 def test_query_sends_a_get_with_a_payload_from_a_namespace_string(harness):
-    harness.component.query(PEER, "http://jabber.org/protocol/disco#info")
+    harness.component.facade.query(PEER, "http://jabber.org/protocol/disco#info")
     iq = sent_query(harness)
     assert (iq["type"], iq["to"], iq["from"]) == ("get", PEER, "iq.localhost")
     [payload] = list(iq.elements())
@@ -57,7 +57,7 @@ def test_query_sends_a_get_with_a_payload_from_a_namespace_string(harness):
 
 def test_query_sends_an_element_payload_as_a_set(harness):
     element = domish.Element(("urn:example:data", "store"))
-    harness.component.query(PEER, element, type="set")
+    harness.component.facade.query(PEER, element, type="set")
     iq = sent_query(harness)
     assert iq["type"] == "set" and next(iq.elements()).name == "store"
 
@@ -122,7 +122,7 @@ def test_no_timeout_waits_for_as_long_as_it_takes(harness):
 
 
 def test_the_timer_is_cancelled_when_the_response_arrives(harness):
-    harness.component.query(PEER, "urn:example:q")
+    harness.component.facade.query(PEER, "urn:example:q")
     assert len(harness.clock.getDelayedCalls()) == 1
     respond(harness, sent_query(harness))
     assert harness.clock.getDelayedCalls() == []
@@ -179,7 +179,7 @@ def test_response_addressed_to_someone_else_is_ignored(harness):
 
 def test_ids_are_unpredictable_and_distinct(harness):
     for _ in range(50):
-        harness.component.query(PEER, "urn:example:q")
+        harness.component.facade.query(PEER, "urn:example:q")
     ids = [iq["id"] for iq in harness.sent()]
     assert len(set(ids)) == 50 and all(len(i) >= 16 for i in ids)
 
@@ -209,7 +209,7 @@ def test_query_while_disconnected_fails_at_once(harness):
 
 def test_invalid_destination_is_a_value_error(harness):
     with pytest.raises(ValueError):
-        harness.component.query("@@bad@@", "urn:example:q")
+        harness.component.facade.query("@@bad@@", "urn:example:q")
 
 
 ASKING_RESPONDER = """
@@ -295,7 +295,7 @@ def test_answered_queries_leave_no_deadlines_to_pile_up(harness):
     harness.sent()
     tracker = harness.component.tracker
     for _ in range(5000):
-        harness.component.query(PEER, "urn:example:q", timeout=30)
+        harness.component.facade.query(PEER, "urn:example:q", timeout=30)
         respond(harness, sent_query(harness))
     assert len(tracker) == 1
     assert len(tracker._deadlines) <= 2 * len(tracker) + 1024 + 1
