@@ -164,6 +164,7 @@ class Component(MultiService):
             self.settings.handler_options if options is None else options,
             self._reactor,
             self.settings.shutdown_grace,
+            config_path=self.settings.path,
         )
         return self.modules
 

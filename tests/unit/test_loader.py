@@ -398,6 +398,17 @@ def test_a_failed_reload_keeps_the_previous_modules_helpers_and_sys_modules(tmp_
     assert sys.modules["_word"] is helper
 
 
+def test_a_reload_with_a_misfit_option_names_the_config_file_and_key_and_keeps_serving(tmp_path, caplog_twisted):
+    hot = tmp_path / "hot"
+    write(hot, "hot.py", answering("hot", "'serving'") + 'OPTIONS = {"colour": "blue"}\n')
+    harness = reloadable(tmp_path, hot)
+    config = harness.component.settings.path
+    config.write_text(config.read_text() + "\n[handlers.options.hot]\ncolour = 7\n")
+    assert not harness.component.reload()
+    assert f"{config}: handlers.options.hot.colour: expected a string, got an integer" in caplog_twisted.text()
+    assert ask(harness, "hot") == "serving"
+
+
 # teardown(component): before a reload replaces a module, and at shutdown.
 
 RECORDING = """
