@@ -1,4 +1,11 @@
-"""One TOML file in, one frozen ``Settings`` out.
+"""One TOML file in, one frozen ``Settings`` out, read through one table of keys.
+
+``KEYS`` says, for every key of the file, where it lives, what its value must
+be, what it is when absent and what it means. The reader, its unknown-key and
+wrong-type errors, and the README's configuration reference (``reference()``,
+which a unit test holds the README to) are all made from that table, so that a
+key cannot be read without being documented, nor documented without being
+read. What each kind of value must be is in ``component.config_values``.
 
 Every problem is a ``ConfigError`` whose message names the file, the key and
 what is wrong, on one line, so that an operator can fix it without reading a
@@ -7,7 +14,7 @@ traceback. Relative paths inside the file are relative to the file.
 
 from __future__ import annotations
 
-import math
+import json
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -15,20 +22,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from component.config_values import (
+    ACCESS_RULES,
+    CLIENT_ENDPOINT,
+    COUNT,
+    DIRECTORIES,
+    FILE,
+    FLAG,
+    FORMS,
+    IDENTITIES,
+    ITEMS,
+    POSITIVE,
+    SECONDS,
+    SERVER_ENDPOINT,
+    TABLES_BY_NAME,
+    TEXT,
+    AccessRule,
+    ConfigError,
+    Place,
+    Value,
+    bare_domain,
+    kind,
+    one_of,
+)
 from component.dataforms import Form
 from component.discovery import Identity, Item
-from component.request import InvalidFormat, parse_jid
 
 SECRET_VARIABLE = "IQRESPONDER_SECRET"
 DEFAULT_IDENTITY = {"category": "component", "type": "generic", "name": "iqresponder"}
-
-
-class ConfigError(Exception):
-    """A configuration problem: ``str()`` is the one line shown to the operator."""
-
-    def __init__(self, path: Path | str, key: str | None, problem: str) -> None:
-        where = f"{path}: {key}" if key else str(path)
-        super().__init__(f"{where}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -44,17 +65,13 @@ class Limits:
 
 
 @dataclass(frozen=True)
-class AccessRule:
-    """Only ``allow`` (bare JIDs, full JIDs or domains) may send ``type`` requests in ``namespace``."""
-
-    namespace: str
-    types: tuple[str, ...]
-    allow: frozenset[str]
-
-
-@dataclass(frozen=True)
 class Settings:
-    """Everything the component reads from its configuration, validated."""
+    """Everything the component reads from its configuration, validated.
+
+    The defaults are those ``KEYS`` gives a file that does not set the key (a
+    unit test holds the two equal); they are here too so that a component can be
+    built in memory without a file.
+    """
 
     path: Path
     jid: str
@@ -92,6 +109,253 @@ class Overrides:
     handler_directories: Sequence[str] = ()
     instance_jid: str | None = None
 
+    def given(self, option: str) -> Any:
+        """The value given with ``option`` (such as ``--jid``), or None when it was not given."""
+        name = "handler_directories" if option == "--handlers" else option.removeprefix("--").replace("-", "_")
+        value = getattr(self, name)
+        if not value:
+            return None
+        return list(value) if isinstance(value, (list, tuple)) else value
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+"""The default of a key that must be given."""
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key of the file, and everything the reader and the README need to know about it."""
+
+    path: str
+    """Section and name, as errors and the README spell it: ``component.jid``."""
+    value: Value
+    default: Any
+    """The TOML value an absent key stands for, checked like a given one; None for absent, or REQUIRED."""
+    meaning: str
+    """One line for the README."""
+    setting: str | None = None
+    """The ``Settings`` field it fills (``limits.NAME`` for ``Limits``); None when read by a combining step."""
+    option: str | None = None
+    """The command-line option that wins over the file."""
+    shown: str | None = None
+    """The README's default when the TOML value would not say it."""
+
+    @property
+    def section(self) -> str:
+        return self.path.partition(".")[0]
+
+    @property
+    def name(self) -> str:
+        return self.path.partition(".")[2]
+
+
+def _differs_from_jid(place: Place, instance: str) -> None:
+    jid = place.read["component.jid"]
+    if instance == jid:
+        raise place.error(f"must differ from component.jid ({jid}): it is this instance's own name, such as iq-1.{jid}")
+
+
+KEYS: tuple[Key, ...] = (
+    Key(
+        "component.jid",
+        bare_domain("iq.example.org"),
+        REQUIRED,
+        "The component's domain, as the server knows it.",
+        "jid",
+        "--jid",
+    ),
+    Key(
+        "component.instance_jid",
+        bare_domain("iq-1.example.org", _differs_from_jid),
+        None,
+        "This process's own name, another bare domain the server accepts with the same secret. The process then "
+        "also connects under it and sends its outbound queries from it, so that their responses come back to it "
+        'even when several processes share `jid`. See "Scaling out".',
+        "instance_jid",
+        "--instance-jid",
+    ),
+    Key(
+        "component.secret_file",
+        FILE,
+        None,
+        "A file holding the shared secret (surrounding whitespace is stripped). Give `secret_file` or `secret`, "
+        f"unless `--secret-file` or the `{SECRET_VARIABLE}` variable gives the secret.",
+    ),
+    Key("component.secret", TEXT, None, "The shared secret itself; give `secret` or `secret_file`, not both."),
+    Key(
+        "component.server",
+        CLIENT_ENDPOINT,
+        "tcp:host=127.0.0.1:port=5347",
+        "Where the server listens for components. For direct TLS: `tls:host=xmpp.example.org:port=5270`.",
+        "server",
+        "--server",
+    ),
+    Key(
+        "component.server_domain",
+        bare_domain("example.org"),
+        None,
+        "The server's own domain: the keepalive pings it, and only its responses may lack a `from`.",
+        "server_domain",
+        shown="the JID without its first label",
+    ),
+    Key(
+        "component.response_timeout",
+        SECONDS,
+        30.0,
+        "How long an outbound query waits for its response, unless the call says otherwise.",
+        "response_timeout",
+    ),
+    Key("component.reconnect_max", SECONDS, 60.0, "The cap of the reconnection backoff.", "reconnect_max"),
+    Key(
+        "component.keepalive_interval",
+        SECONDS,
+        60.0,
+        "Time between keepalive pings (XEP-0199) to the server while connected.",
+        "keepalive_interval",
+    ),
+    Key(
+        "component.keepalive_timeout",
+        SECONDS,
+        20.0,
+        "A ping (or a handshake) unanswered for this long means the server is dead: the connection is dropped "
+        "and remade.",
+        "keepalive_timeout",
+    ),
+    Key(
+        "component.shutdown_grace",
+        SECONDS,
+        10.0,
+        "On SIGTERM, how long requests in progress may take to finish, and then the modules' `teardown()`.",
+        "shutdown_grace",
+    ),
+    Key(
+        "handlers.directories",
+        DIRECTORIES,
+        [],
+        "Handler directories, loaded in this order.",
+        "handler_directories",
+        "--handlers",
+    ),
+    Key(
+        "handlers.options",
+        TABLES_BY_NAME,
+        {},
+        "`[handlers.options.NAME]` is handed to the module `NAME.py`'s `setup(component, options)`; "
+        "a table for a module that is not loaded is an error.",
+        "handler_options",
+    ),
+    Key(
+        "disco.identities",
+        IDENTITIES,
+        [DEFAULT_IDENTITY],
+        "XEP-0030 identities: `category` and `type` required, `name` optional.",
+        "identities",
+    ),
+    Key(
+        "disco.items",
+        ITEMS,
+        [],
+        "disco#items of the component: `jid` required, `node` and `name` optional.",
+        "disco_items",
+    ),
+    Key(
+        "disco.extended",
+        FORMS,
+        [],
+        "XEP-0128 forms, one `[[disco.extended]]` each: `form_type` (the hidden FORM_TYPE) and fields, each a "
+        "string or an array of strings.",
+        "disco_forms",
+    ),
+    Key(
+        "disco.provider_timeout",
+        SECONDS,
+        10.0,
+        "How long a module's disco provider function may take before its query gets `internal-server-error`.",
+        "disco_provider_timeout",
+    ),
+    Key(
+        "limits.max_stanza_bytes",
+        COUNT,
+        2097152,
+        "A larger stanza is read to its end and discarded; a get or set is answered with `policy-violation`, "
+        "the stream stays up.",
+        "limits.max_stanza_bytes",
+    ),
+    Key(
+        "limits.max_depth",
+        COUNT,
+        32,
+        "A stanza nested deeper is discarded and answered the same way.",
+        "limits.max_depth",
+    ),
+    Key(
+        "limits.handler_timeout",
+        SECONDS,
+        10.0,
+        "A responder still running after this is no longer waited for (a coroutine is cancelled); the sender gets "
+        "`internal-server-error`.",
+        "limits.handler_timeout",
+    ),
+    Key(
+        "limits.max_in_flight",
+        COUNT,
+        1000,
+        "Responders running at once; beyond it, requests get `resource-constraint` (wait).",
+        "limits.max_in_flight",
+    ),
+    Key(
+        "limits.sender_rate",
+        POSITIVE,
+        50.0,
+        "Requests a second each sender (bare JID) may send, on average: a token bucket per sender; beyond it, "
+        "`resource-constraint` (wait).",
+        "limits.sender_rate",
+    ),
+    Key(
+        "limits.sender_burst",
+        COUNT,
+        100,
+        "The requests a sender may send at once above `sender_rate`: the size of its bucket.",
+        "limits.sender_burst",
+    ),
+    Key(
+        "access.rules",
+        ACCESS_RULES,
+        [],
+        "Allow lists: `[[access.rules]]` with `namespace`, optional `type` (`get` or `set`), and `allow`, a list "
+        "of bare JIDs, full JIDs or domains; any other sender gets `forbidden` (auth).",
+        "access",
+        shown="none: everyone may ask",
+    ),
+    Key(
+        "metrics.endpoint",
+        SERVER_ENDPOINT,
+        None,
+        "Where `/metrics` is served for Prometheus, such as `tcp:port=9108:interface=127.0.0.1`.",
+        "metrics_endpoint",
+        shown="none: off",
+    ),
+    Key(
+        "logging.format",
+        one_of("text", "json"),
+        "text",
+        '`"json"` makes twistd and twist write JSON lines (a `--logger` or `--log-format` on the command line wins).',
+        "log_format",
+    ),
+    Key(
+        "logging.requests",
+        FLAG,
+        False,
+        "Log one debug event per request (type, namespace, sender, id, outcome, time taken).",
+        "log_requests",
+    ),
+)
+
 
 def load(path: str | Path, overrides: Overrides | None = None, environ: Mapping[str, str] = os.environ) -> Settings:
     """Read and validate the configuration file at ``path``.
@@ -108,334 +372,124 @@ def load(path: str | Path, overrides: Overrides | None = None, environ: Mapping[
         raise ConfigError(path, None, f"cannot read the file: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(path, None, f"not valid TOML: {e}") from None
-    return _Reader(path).settings(document, overrides or Overrides(), environ)
+    return _settings(path, document, overrides or Overrides(), environ)
 
 
-class _Reader:
-    """Walks the parsed document, checking each key against what is allowed."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.base = path.parent
-        self.warnings: list[str] = []
-
-    def error(self, key: str, problem: str) -> ConfigError:
-        return ConfigError(self.path, key, problem)
-
-    def table(self, document: Mapping[str, Any], key: str, allowed: set[str]) -> Mapping[str, Any]:
-        value = document.get(key.rpartition(".")[2], {})
-        if not isinstance(value, dict):
-            raise self.error(key, f"expected a table, got {_kind(value)}")
-        for name in value:
-            if name not in allowed:
-                raise self.error(f"{key}.{name}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
-        return value
-
-    def value(
-        self, table: Mapping[str, Any], section: str, key: str, kind: type | tuple[type, ...], default: Any = None
-    ) -> Any:
-        if key not in table:
-            return default
-        value = table[key]
-        if isinstance(value, bool) or not isinstance(value, kind):
-            expected = "a number" if kind == (int, float) else _kind(kind())
-            raise self.error(f"{section}.{key}", f"expected {expected}, got {_kind(value)}")
-        return value
-
-    def seconds(self, table: Mapping[str, Any], section: str, key: str, default: float) -> float:
-        value = float(self.value(table, section, key, (int, float), default))
-        if not (value > 0) or math.isnan(value):
-            raise self.error(f"{section}.{key}", f"expected a positive number of seconds, got {value}")
-        return value
-
-    def settings(self, document: Mapping[str, Any], overrides: Overrides, environ: Mapping[str, str]) -> Settings:
-        for name in document:
-            if name not in {"component", "handlers", "disco", "limits", "access", "metrics", "logging"}:
-                raise self.error(
-                    name, "unknown section (allowed: access, component, disco, handlers, limits, logging, metrics)"
-                )
-        component = self.table(
-            document,
-            "component",
-            {
-                "jid",
-                "instance_jid",
-                "secret",
-                "secret_file",
-                "server",
-                "server_domain",
-                "response_timeout",
-                "reconnect_max",
-                "keepalive_interval",
-                "keepalive_timeout",
-                "shutdown_grace",
-            },
-        )
-        limits = self.table(
-            document,
-            "limits",
-            {"max_stanza_bytes", "max_depth", "handler_timeout", "max_in_flight", "sender_rate", "sender_burst"},
-        )
-        access = self.table(document, "access", {"rules"})
-        metrics = self.table(document, "metrics", {"endpoint"})
-        logging = self.table(document, "logging", {"requests", "format"})
-        handlers = self.table(document, "handlers", {"directories", "options"})
-        disco = self.table(document, "disco", {"identities", "items", "extended", "provider_timeout"})
-
-        jid = self.jid(overrides.jid or self.value(component, "component", "jid", str))
-        return Settings(
-            path=self.path,
-            jid=jid,
-            instance_jid=self.instance_jid(
-                overrides.instance_jid or self.value(component, "component", "instance_jid", str), jid
-            ),
-            secret=self.secret(component, overrides, environ),
-            server=self.server(overrides.server or self.value(component, "component", "server", str, Settings.server)),
-            response_timeout=self.seconds(component, "component", "response_timeout", Settings.response_timeout),
-            reconnect_max=self.seconds(component, "component", "reconnect_max", Settings.reconnect_max),
-            handler_directories=self.directories(handlers, overrides),
-            handler_options=self.handler_options(handlers),
-            identities=self.identities(disco),
-            disco_items=self.items(disco),
-            disco_forms=self.forms(disco),
-            disco_provider_timeout=self.seconds(disco, "disco", "provider_timeout", Settings.disco_provider_timeout),
-            server_domain=self.domain(component, "server_domain"),
-            keepalive_interval=self.seconds(component, "component", "keepalive_interval", Settings.keepalive_interval),
-            keepalive_timeout=self.seconds(component, "component", "keepalive_timeout", Settings.keepalive_timeout),
-            shutdown_grace=self.seconds(component, "component", "shutdown_grace", Settings.shutdown_grace),
-            limits=Limits(
-                max_stanza_bytes=self.count(limits, "max_stanza_bytes", Limits.max_stanza_bytes),
-                max_depth=self.count(limits, "max_depth", Limits.max_depth),
-                handler_timeout=self.seconds(limits, "limits", "handler_timeout", Limits.handler_timeout),
-                max_in_flight=self.count(limits, "max_in_flight", Limits.max_in_flight),
-                sender_rate=self.seconds(limits, "limits", "sender_rate", Limits.sender_rate),
-                sender_burst=self.count(limits, "sender_burst", Limits.sender_burst),
-            ),
-            access=self.access_rules(access),
-            warnings=tuple(self.warnings),
-            metrics_endpoint=self.server_endpoint(metrics, "endpoint"),
-            log_requests=self.flag(logging, "logging", "requests"),
-            log_format=self.choice(logging, "logging", "format", ("text", "json")),
-        )
-
-    def choice(self, table: Mapping[str, Any], section: str, key: str, choices: tuple[str, ...]) -> str:
-        value = self.value(table, section, key, str, choices[0])
-        if value not in choices:
-            raise self.error(f"{section}.{key}", f"expected one of {', '.join(choices)}, got {value!r}")
-        return value
-
-    def flag(self, table: Mapping[str, Any], section: str, key: str, default: bool = False) -> bool:
-        value = table.get(key, default)
-        if not isinstance(value, bool):
-            raise self.error(f"{section}.{key}", f"expected true or false, got {_kind(value)}")
-        return value
-
-    def server_endpoint(self, table: Mapping[str, Any], key: str) -> str | None:
-        value = self.value(table, "metrics", key, str)
-        if value is None:
-            return None
-        from twisted.internet import endpoints, reactor
-
-        try:
-            endpoints.serverFromString(reactor, value)
-        except (ValueError, TypeError, KeyError) as e:
-            raise self.error(f"metrics.{key}", f"not a Twisted server endpoint string: {value!r} ({e})") from None
-        return value
-
-    def count(self, table: Mapping[str, Any], key: str, default: int) -> int:
-        value = self.value(table, "limits", key, int, default)
-        if value < 1:
-            raise self.error(f"limits.{key}", f"expected a positive integer, got {value}")
-        return value
-
-    def domain(self, table: Mapping[str, Any], key: str) -> str | None:
-        value = self.value(table, "component", key, str)
-        if value is None:
-            return None
-        try:
-            parsed = parse_jid(value)
-        except InvalidFormat as e:
-            raise self.error(f"component.{key}", f"not a valid domain: {value!r} ({e})") from None
-        if parsed.user is not None or parsed.resource is not None:
-            raise self.error(f"component.{key}", f"expected a bare domain, got {value!r}")
-        return parsed.host
-
-    def access_rules(self, access: Mapping[str, Any]) -> tuple[AccessRule, ...]:
-        rules = []
-        for index, table in enumerate(self.value(access, "access", "rules", list, [])):
-            key = f"access.rules[{index}]"
-            if not isinstance(table, dict):
-                raise self.error(key, f"expected a table, got {_kind(table)}")
-            for name in table:
-                if name not in {"namespace", "type", "allow"}:
-                    raise self.error(f"{key}.{name}", "unknown key (allowed: allow, namespace, type)")
-            if not isinstance(table.get("namespace"), str) or not table["namespace"]:
-                raise self.error(f"{key}.namespace", "missing or not a string")
-            kind = table.get("type")
-            if kind not in (None, "get", "set"):
-                raise self.error(f"{key}.type", f"expected get or set (or no type for both), got {kind!r}")
-            allow = table.get("allow")
-            if not isinstance(allow, list) or not all(isinstance(entry, str) for entry in allow):
-                raise self.error(f"{key}.allow", "missing or not an array of JIDs and domains")
-            normalized = set()
-            for entry in allow:
-                try:
-                    normalized.add(parse_jid(entry).full())
-                except InvalidFormat as e:
-                    raise self.error(f"{key}.allow", f"not a valid JID or domain: {entry!r} ({e})") from None
-            types = ("get", "set") if kind is None else (kind,)
-            rules.append(AccessRule(table["namespace"], types, frozenset(normalized)))
-        return tuple(rules)
-
-    def jid(self, value: str | None, key: str = "component.jid") -> str:
-        if value is None:
-            raise self.error(key, "missing: the component's domain, such as iq.example.org")
-        try:
-            parsed = parse_jid(value)
-        except InvalidFormat as e:
-            raise self.error(key, f"not a valid JID: {value!r} ({e})") from None
-        if parsed.user is not None or parsed.resource is not None:
-            raise self.error(key, f"expected a bare domain such as iq.example.org, got {value!r}")
-        return parsed.full()
-
-    def instance_jid(self, value: str | None, jid: str) -> str | None:
-        if value is None:
-            return None
-        instance = self.jid(value, "component.instance_jid")
-        if instance == jid:
-            raise self.error(
-                "component.instance_jid",
-                f"must differ from component.jid ({jid}): it is this instance's own name, such as iq-1.{jid}",
-            )
-        return instance
-
-    def secret(self, component: Mapping[str, Any], overrides: Overrides, environ: Mapping[str, str]) -> str:
-        if overrides.secret_file:
-            return self.read_secret("--secret-file", Path(overrides.secret_file))
-        if environ.get(SECRET_VARIABLE):
-            return environ[SECRET_VARIABLE]
-        secret = self.value(component, "component", "secret", str)
-        secret_file = self.value(component, "component", "secret_file", str)
-        if secret is not None and secret_file is not None:
-            raise self.error("component.secret", "give secret or secret_file, not both")
-        if secret_file is not None:
-            return self.read_secret("component.secret_file", self.base / secret_file)
-        if not secret:
-            raise self.error(
-                "component.secret",
-                f"missing: set secret_file (or secret) here, or the {SECRET_VARIABLE} environment variable",
-            )
-        return secret
-
-    def read_secret(self, key: str, path: Path) -> str:
-        try:
-            secret = path.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as e:
-            problem = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
-            raise self.error(key, f"cannot read the secret file {path}: {problem}") from None
-        if not secret:
-            raise self.error(key, f"the secret file {path} is empty")
-        mode = path.stat().st_mode
-        if mode & 0o077:
-            self.warnings.append(
-                f"{path}: the secret file is readable by group or others (mode {mode & 0o777:o}); chmod 600 it"
-            )
-        return secret
-
-    def server(self, value: str) -> str:
-        from twisted.internet import endpoints, reactor
-
-        try:
-            endpoints.clientFromString(reactor, value)
-        except Exception as e:  # noqa: BLE001 - a missing trustRoots directory raises Twisted's own errors
-            raise self.error("component.server", f"not a usable Twisted client endpoint: {value!r} ({e})") from None
-        return value
-
-    def directories(self, handlers: Mapping[str, Any], overrides: Overrides) -> tuple[Path, ...]:
-        if overrides.handler_directories:
-            key, base, names = "--handlers", Path.cwd(), list(overrides.handler_directories)
+def _settings(path: Path, document: Mapping[str, Any], overrides: Overrides, environ: Mapping[str, str]) -> Settings:
+    sections = _sections(path, document)
+    warnings: list[str] = []
+    values: dict[str, Any] = {}
+    for key in KEYS:
+        given = overrides.given(key.option) if key.option else None
+        if given is not None:
+            place = Place(path, key.option, Path.cwd(), values, warnings)
         else:
-            key, base = "handlers.directories", self.base
-            names = self.value(handlers, "handlers", "directories", list, [])
-            if not all(isinstance(name, str) for name in names):
-                raise self.error(key, "expected a list of directory paths (strings)")
-        directories = []
-        for name in names:
-            directory = (base / name).resolve()
-            if not directory.is_dir():
-                raise self.error(key, f"no such directory: {directory}")
-            directories.append(directory)
-        return tuple(directories)
-
-    def handler_options(self, handlers: Mapping[str, Any]) -> Mapping[str, Mapping[str, Any]]:
-        options = self.value(handlers, "handlers", "options", dict, {})
-        for name, table in options.items():
-            if not isinstance(table, dict):
-                raise self.error(f"handlers.options.{name}", f"expected a table, got {_kind(table)}")
-        return options
-
-    def identities(self, disco: Mapping[str, Any]) -> tuple[Identity, ...]:
-        tables = self.value(disco, "disco", "identities", list, [DEFAULT_IDENTITY])
-        identities = []
-        for index, table in enumerate(tables):
-            key = f"disco.identities[{index}]"
-            if not isinstance(table, dict):
-                raise self.error(key, f"expected a table like {{ category = ..., type = ... }}, got {_kind(table)}")
-            for name in table:
-                if name not in {"category", "type", "name"}:
-                    raise self.error(f"{key}.{name}", "unknown key (allowed: category, name, type)")
-            for name in ("category", "type"):
-                if not isinstance(table.get(name), str) or not table[name]:
-                    raise self.error(f"{key}.{name}", "missing or not a non-empty string")
-            if "name" in table and not isinstance(table["name"], str):
-                raise self.error(f"{key}.name", f"expected a string, got {_kind(table['name'])}")
-            identities.append(Identity(table["category"], table["type"], table.get("name")))
-        if not identities:
-            raise self.error("disco.identities", "at least one identity is required (XEP-0030)")
-        return tuple(identities)
-
-    def tables(self, disco: Mapping[str, Any], key: str) -> list[tuple[str, dict[str, Any]]]:
-        """The array of tables ``disco.key``, each with its key path for messages."""
-        tables = self.value(disco, "disco", key, list, [])
-        for index, table in enumerate(tables):
-            if not isinstance(table, dict):
-                raise self.error(f"disco.{key}[{index}]", f"expected a table, got {_kind(table)}")
-        return [(f"disco.{key}[{index}]", table) for index, table in enumerate(tables)]
-
-    def items(self, disco: Mapping[str, Any]) -> tuple[Item, ...]:
-        items = []
-        for key, table in self.tables(disco, "items"):
-            for name, value in table.items():
-                if name not in {"jid", "node", "name"}:
-                    raise self.error(f"{key}.{name}", "unknown key (allowed: jid, name, node)")
-                if not isinstance(value, str):
-                    raise self.error(f"{key}.{name}", f"expected a string, got {_kind(value)}")
-            if "jid" not in table:
-                raise self.error(f"{key}.jid", "missing: the address the item points to")
-            try:
-                jid = parse_jid(table["jid"]).full()
-            except InvalidFormat as e:
-                raise self.error(f"{key}.jid", f"not a valid JID: {table['jid']!r} ({e})") from None
-            items.append(Item(jid, table.get("node"), table.get("name")))
-        return tuple(items)
-
-    def forms(self, disco: Mapping[str, Any]) -> tuple[Form, ...]:
-        forms: dict[str, Form] = {}
-        for key, table in self.tables(disco, "extended"):
-            form_type = table.get("form_type")
-            if not isinstance(form_type, str) or not form_type:
-                raise self.error(f"{key}.form_type", "missing or not a string: the form's FORM_TYPE")
-            if form_type in forms:
-                raise self.error(f"{key}.form_type", f"{form_type!r} is given twice (XEP-0128 allows one form each)")
-            fields = {name: value for name, value in table.items() if name != "form_type"}
-            for name, value in fields.items():
-                if not (isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))):
-                    raise self.error(f"{key}.{name}", f"expected a string or an array of strings, got {_kind(value)}")
-            forms[form_type] = Form.of(form_type, fields)
-        return tuple(forms.values())
+            place = Place(path, key.path, path.parent, values, warnings)
+            given = sections[key.section].get(key.name, key.default)
+        values[key.path] = _read(place, key, given)
+    fields: dict[str, Any] = {}
+    limits: dict[str, Any] = {}
+    for key in KEYS:
+        if key.setting is not None:
+            owner, _, name = key.setting.rpartition(".")
+            (limits if owner == "limits" else fields)[name] = values[key.path]
+    secret = _secret(path, values, overrides, environ, warnings)
+    return Settings(path=path, secret=secret, limits=Limits(**limits), warnings=tuple(warnings), **fields)
 
 
-def _kind(value: Any) -> str:
-    """The TOML name of a value's type, for error messages."""
-    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "an array", dict: "a table"}
-    return names.get(type(value), type(value).__name__)
+def _sections(path: Path, document: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """Each section of ``KEYS`` as the document gives it (empty when absent), any other section or key an error."""
+    allowed = sorted({key.section for key in KEYS})
+    for name in document:
+        if name not in allowed:
+            raise ConfigError(path, name, f"unknown section (allowed: {', '.join(allowed)})")
+    sections = {}
+    for section in allowed:
+        table = document.get(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(path, section, f"expected a table, got {kind(table)}")
+        names = sorted(key.name for key in KEYS if key.section == section)
+        for name in table:
+            if name not in names:
+                raise ConfigError(path, f"{section}.{name}", f"unknown key (allowed: {', '.join(names)})")
+        sections[section] = table
+    return sections
+
+
+def _read(place: Place, key: Key, value: Any) -> Any:
+    """``value`` read as ``key``'s value; None stays None (an optional key that is absent)."""
+    if value is REQUIRED:
+        raise place.error(f"missing: expected {key.value.text}")
+    return None if value is None else key.value.read(place, value)
+
+
+def _secret(
+    path: Path, values: dict[str, Any], overrides: Overrides, environ: Mapping[str, str], warnings: list[str]
+) -> str:
+    """The secret, from the first of: ``--secret-file``, the environment, ``secret_file`` or ``secret``."""
+    if overrides.secret_file:
+        place = Place(path, "--secret-file", Path.cwd(), values, warnings)
+        return _read_secret(place, Path(overrides.secret_file))
+    if environ.get(SECRET_VARIABLE):
+        return environ[SECRET_VARIABLE]
+    secret, secret_file = values["component.secret"], values["component.secret_file"]
+    if secret is not None and secret_file is not None:
+        raise ConfigError(path, "component.secret", "give secret or secret_file, not both")
+    if secret_file is not None:
+        return _read_secret(Place(path, "component.secret_file", path.parent, values, warnings), secret_file)
+    if not secret:
+        raise ConfigError(
+            path,
+            "component.secret",
+            f"missing: set secret_file (or secret) here, or the {SECRET_VARIABLE} environment variable",
+        )
+    return secret
+
+
+def _read_secret(place: Place, path: Path) -> str:
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        problem = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+        raise place.error(f"cannot read the secret file {path}: {problem}") from None
+    if not secret:
+        raise place.error(f"the secret file {path} is empty")
+    mode = path.stat().st_mode
+    if mode & 0o077:
+        place.warnings.append(
+            f"{path}: the secret file is readable by group or others (mode {mode & 0o777:o}); chmod 600 it"
+        )
+    return secret
+
+
+def reference() -> str:
+    """The README's table of keys (under "## Configuration"), made from ``KEYS``."""
+    rows = ["| key | value | default | meaning |", "|---|---|---|---|"]
+    for key in KEYS:
+        meaning = key.meaning + (f" `{key.option}` on the command line wins." if key.option else "")
+        rows.append(f"| `{key.path}` | {key.value.text} | {shown_default(key)} | {meaning} |")
+    return "\n".join(rows) + "\n"
+
+
+def shown_default(key: Key) -> str:
+    """The default as the README shows it: a TOML value in backquotes, ``required``, or words."""
+    if key.default is REQUIRED:
+        return "required"
+    if key.shown is not None:
+        return key.shown
+    if key.default is None:
+        return "none"
+    return f"`{_toml(key.default)}`"
+
+
+def _toml(value: Any) -> str:
+    """``value`` written as a TOML value, inline."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{name} = {_toml(item)}" for name, item in value.items()) + " }" if value else "{}"
+    return repr(value)

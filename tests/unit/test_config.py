@@ -1,12 +1,14 @@
 """Configuration: what a valid file gives, and the one-line error for each way it can be wrong."""
 
 import textwrap
+from collections import Counter
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
 from component import Identity, Item
-from component.config import ConfigError, Limits, Overrides, load
+from component.config import KEYS, ConfigError, Limits, Overrides, Settings, load, shown_default
 
 MINIMAL = """
 [component]
@@ -259,3 +261,116 @@ def test_a_bad_instance_jid_is_one_line_naming_the_key(tmp_path, value, problem)
     text = MINIMAL.replace('jid = "iq.example.org"', f'jid = "iq.example.org"\ninstance_jid = {value}')
     message = error_for(config(tmp_path, text))
     assert "component.instance_jid" in message and problem in message
+
+
+def file_with(tmp_path: Path, values: dict[str, str]) -> Path:
+    """A file with the minimal keys, and ``values`` (key path to TOML text) added or replacing them."""
+    values = {"component.jid": '"iq.example.org"', "component.secret": '"s3cret"', **values}
+    sections: dict[str, list[str]] = {}
+    for path, text in values.items():
+        section, _, name = path.partition(".")
+        sections.setdefault(section, []).append(f"{name} = {text}")
+    return config(tmp_path, "".join(f"[{section}]\n" + "\n".join(lines) + "\n" for section, lines in sections.items()))
+
+
+def test_a_minimal_file_gives_exactly_the_settings_defaults(tmp_path):
+    path = config(tmp_path, MINIMAL)
+    assert load(path, environ={}) == Settings(path=path, jid="iq.example.org", secret="s3cret")
+
+
+def test_the_defaults_the_readme_shows_read_as_leaving_the_keys_out(tmp_path):
+    shown = {key.path: shown_default(key).strip("`") for key in KEYS if shown_default(key).startswith("`")}
+    assert "component.server" in shown and "disco.identities" in shown and "limits.max_depth" in shown
+    path = file_with(tmp_path, shown)
+    assert load(path, environ={}) == Settings(path=path, jid="iq.example.org", secret="s3cret")
+
+
+def test_each_setting_is_filled_by_one_key():
+    filled = Counter(key.setting for key in KEYS if key.setting is not None)
+    assert max(filled.values()) == 1
+    read_otherwise = {"path", "secret", "limits", "warnings"}
+    assert set(filled) == {f.name for f in fields(Settings)} - read_otherwise | {
+        f"limits.{f.name}" for f in fields(Limits)
+    }
+
+
+WRONG_TYPE = {str: ("7", "a string"), bool: ('"yes"', "true or false"), list: ('"x"', "an array")}
+WRONG_TYPE.update({dict: ("3", "a table"), int: ("1.5", "an integer"), (int, float): ("true", "a number")})
+
+
+@pytest.mark.parametrize("key", KEYS, ids=lambda key: key.path)
+def test_a_value_of_the_wrong_type_is_one_line_naming_the_key(tmp_path, key):
+    value, expected = WRONG_TYPE[key.value.toml]
+    message = error_for(file_with(tmp_path, {key.path: value}))
+    assert f"{key.path}: expected {expected}, got " in message, message
+
+
+@pytest.mark.parametrize("section", sorted({key.section for key in KEYS}))
+def test_an_unknown_key_names_the_keys_its_section_allows(tmp_path, section):
+    message = error_for(file_with(tmp_path, {f"{section}.colour": '"blue"'}))
+    allowed = ", ".join(sorted(key.name for key in KEYS if key.section == section))
+    assert message.endswith(f"{section}.colour: unknown key (allowed: {allowed})"), message
+
+
+def test_a_section_that_is_not_a_table_is_an_error(tmp_path):
+    assert "limits: expected a table, got an integer" in error_for(
+        config(tmp_path, MINIMAL.replace("[component]", "limits = 3\n[component]"))
+    )
+
+
+@pytest.mark.parametrize(
+    "key, value, problem",
+    [
+        ("metrics.endpoint", '"nonsense:x"', "not a Twisted server endpoint string"),
+        ("logging.format", '"xml"', 'expected "text" or "json", got \'xml\''),
+        ("limits.sender_rate", "0", "expected a positive number, got 0.0"),
+        ("limits.sender_burst", "-1", "expected a positive integer, got -1"),
+        ("component.server_domain", '"admin@example.org"', "expected a bare domain, such as example.org"),
+        ("component.keepalive_timeout", "nan", "expected a positive number of seconds, got nan"),
+        (
+            "access.rules",
+            "[{ namespace = 'n', allow = [], colour = 'x' }]",
+            "unknown key (allowed: allow, namespace, type)",
+        ),
+    ],
+)
+def test_each_check_of_the_table_names_the_key(tmp_path, key, value, problem):
+    message = error_for(file_with(tmp_path, {key: value}))
+    assert key in message and problem in message, message
+
+
+def test_logging_and_metrics_are_read(tmp_path):
+    path = file_with(
+        tmp_path,
+        {
+            "logging.format": '"json"',
+            "logging.requests": "true",
+            "metrics.endpoint": '"tcp:port=9108:interface=127.0.0.1"',
+        },
+    )
+    settings = load(path, environ={})
+    assert (settings.log_format, settings.log_requests) == ("json", True)
+    assert settings.metrics_endpoint == "tcp:port=9108:interface=127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    "overrides, option, problem",
+    [
+        (Overrides(jid="user@iq.example.org"), "--jid", "expected a bare domain"),
+        (Overrides(server="nonsense:x"), "--server", "not a usable Twisted client endpoint"),
+        (Overrides(instance_jid="iq.example.org"), "--instance-jid", "must differ from component.jid"),
+    ],
+)
+def test_a_bad_command_line_value_names_the_option(tmp_path, overrides, option, problem):
+    message = error_for(config(tmp_path, MINIMAL), overrides)
+    assert f"{option}: {problem}" in message, message
+
+
+def test_a_missing_jid_says_what_is_expected(tmp_path):
+    message = error_for(config(tmp_path, '[component]\nsecret = "s"\n'))
+    assert message.endswith("component.jid: missing: expected a bare domain, such as iq.example.org")
+
+
+def test_the_secret_from_the_command_line_or_environment_leaves_the_files_secret_keys_unread(tmp_path):
+    path = config(tmp_path, '[component]\njid = "iq.example.org"\nsecret = "s"\nsecret_file = "absent"\n')
+    assert load(path, environ={"IQRESPONDER_SECRET": "from-env"}).secret == "from-env"
