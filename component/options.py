@@ -74,7 +74,7 @@ def check_options(schema: Mapping[str, Option], table: Mapping[str, Any]) -> dic
     for key, option in schema.items():
         if key not in table:
             if option.default is REQUIRED:
-                raise OptionError(key, f"missing: {KINDS[option.kind]} is required")
+                raise OptionError(key, f"missing: expected {KINDS[option.kind]}")
             options[key] = copy.deepcopy(option.default)  # setup() may change a list without changing the default
             continue
         value = table[key]

@@ -15,9 +15,10 @@ can test:
 Every failure is one line on stderr. The password comes from a file or the environment, never
 from the command line, where every local user could read it in the process list.
 
-It is a client of the component, not a part of it: it imports only Twisted, and no module of the
-framework imports it (tests/unit/test_probe.py), so a running component never loads it. The
-console script ``iqresponder-probe`` runs ``main()``; ``python -m component.probe`` does too.
+It is a client of the component, not a part of it: it imports only Twisted and pyOpenSSL, and
+no module of the framework imports it (tests/unit/test_probe.py), so a running component never
+loads it. The console script ``iqresponder-probe`` runs ``main()``; ``python -m component.probe``
+does too.
 """
 
 from __future__ import annotations

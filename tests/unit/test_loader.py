@@ -176,7 +176,7 @@ def test_an_unknown_option_names_the_config_file_and_key_and_setup_is_not_called
 
 
 def test_a_missing_required_option_names_the_config_file_and_key(tmp_path):
-    assert load_error(tmp_path, {}) == "conf/iq.toml: handlers.options.declaring.key: missing: a string is required"
+    assert load_error(tmp_path, {}) == "conf/iq.toml: handlers.options.declaring.key: missing: expected a string"
 
 
 @pytest.mark.parametrize(
@@ -196,7 +196,7 @@ def test_an_option_of_the_wrong_type_names_the_config_file_and_key(tmp_path, tab
 
 def test_without_a_config_file_the_error_starts_with_the_key(tmp_path):
     # as for options of a module that is not loaded: twistd puts its configuration file in front
-    assert load_error(tmp_path, {}, config_path=None) == "handlers.options.declaring.key: missing: a string is required"
+    assert load_error(tmp_path, {}, config_path=None) == "handlers.options.declaring.key: missing: expected a string"
 
 
 @pytest.mark.parametrize(
