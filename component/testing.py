@@ -7,7 +7,8 @@ XEP-0114 handshake, so a test sends an Iq as XML and reads the reply stanzas.
 ``HandlerHarness`` is the handler author's view of it: ``ask()`` takes an Iq
 as XML (``id``, ``from`` and ``to`` may be left out) and returns the reply as
 XML with stable ids; ``queries()`` lists the outbound queries the handler made
-and ``answer()`` answers them. With iqresponder installed, pytest offers it as
+and ``answer()`` answers them; ``advance()`` moves the clock that handlers see
+as ``request.component.clock``. With iqresponder installed, pytest offers it as
 the ``handler_harness`` fixture::
 
     def test_ping(handler_harness):
@@ -309,7 +310,11 @@ class HandlerHarness:
         self._collect(self._sent())
 
     def advance(self, seconds: float) -> None:
-        """Move the component's clock (timeouts, keepalive) forward."""
+        """Move the component's clock forward: timeouts, keepalive, and the timers handlers set on its ``clock``.
+
+        ``request.component.clock`` is this clock, so a handler timed with
+        ``callLater`` or ``task.deferLater`` runs when the test says so.
+        """
         self.clock.advance(seconds)
 
     def expect_logged_failure(self, text: str) -> list[LogEvent]:

@@ -60,6 +60,28 @@ def test_the_clock_drives_timeouts(handler_harness, tmp_path):
     assert "<late xmlns='urn:example:proxy'/>" in kit.reply("t")
 
 
+TIMED_MODULE = """
+from twisted.internet import task
+
+from component import responder
+
+
+@responder("urn:example:timer", "get")
+def in_five_seconds(request):
+    return task.deferLater(request.component.clock, 5, lambda: None)
+"""
+
+
+def test_a_handler_timed_with_the_component_clock_answers_when_the_harness_advances_it(handler_harness, tmp_path):
+    (tmp_path / "timer.py").write_text(TIMED_MODULE)
+    kit = handler_harness(tmp_path / "timer.py")
+    assert kit.ask("<iq type='get'><query xmlns='urn:example:timer'/></iq>") is None
+    kit.advance(4.9)
+    assert kit.reply("1") is None
+    kit.advance(0.1)
+    assert kit.reply("1") == "<iq type='result' id='1' to='tester@localhost/test' from='iq.localhost'/>"
+
+
 def test_requests_may_give_their_own_id_and_sender(handler_harness):
     from pathlib import Path
 
