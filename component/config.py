@@ -110,7 +110,7 @@ class Overrides:
     instance_jid: str | None = None
 
     def given(self, option: str) -> Any:
-        """The value given with ``option`` (such as ``--jid``), or None when it was not given."""
+        """The value given with ``option`` (such as ``--jid``), a sequence as a list (a TOML array); None if not given."""
         name = "handler_directories" if option == "--handlers" else option.removeprefix("--").replace("-", "_")
         value = getattr(self, name)
         if not value:
@@ -166,8 +166,8 @@ KEYS: tuple[Key, ...] = (
         bare_domain("iq.example.org"),
         REQUIRED,
         "The component's domain, as the server knows it.",
-        "jid",
-        "--jid",
+        setting="jid",
+        option="--jid",
     ),
     Key(
         "component.instance_jid",
@@ -176,8 +176,8 @@ KEYS: tuple[Key, ...] = (
         "This process's own name, another bare domain the server accepts with the same secret. The process then "
         "also connects under it and sends its outbound queries from it, so that their responses come back to it "
         'even when several processes share `jid`. See "Scaling out".',
-        "instance_jid",
-        "--instance-jid",
+        setting="instance_jid",
+        option="--instance-jid",
     ),
     Key(
         "component.secret_file",
@@ -192,15 +192,15 @@ KEYS: tuple[Key, ...] = (
         CLIENT_ENDPOINT,
         "tcp:host=127.0.0.1:port=5347",
         "Where the server listens for components. For direct TLS: `tls:host=xmpp.example.org:port=5270`.",
-        "server",
-        "--server",
+        setting="server",
+        option="--server",
     ),
     Key(
         "component.server_domain",
         bare_domain("example.org"),
         None,
         "The server's own domain: the keepalive pings it, and only its responses may lack a `from`.",
-        "server_domain",
+        setting="server_domain",
         shown="the JID without its first label",
     ),
     Key(
@@ -208,15 +208,15 @@ KEYS: tuple[Key, ...] = (
         SECONDS,
         30.0,
         "How long an outbound query waits for its response, unless the call says otherwise.",
-        "response_timeout",
+        setting="response_timeout",
     ),
-    Key("component.reconnect_max", SECONDS, 60.0, "The cap of the reconnection backoff.", "reconnect_max"),
+    Key("component.reconnect_max", SECONDS, 60.0, "The cap of the reconnection backoff.", setting="reconnect_max"),
     Key(
         "component.keepalive_interval",
         SECONDS,
         60.0,
         "Time between keepalive pings (XEP-0199) to the server while connected.",
-        "keepalive_interval",
+        setting="keepalive_interval",
     ),
     Key(
         "component.keepalive_timeout",
@@ -224,22 +224,22 @@ KEYS: tuple[Key, ...] = (
         20.0,
         "A ping (or a handshake) unanswered for this long means the server is dead: the connection is dropped "
         "and remade.",
-        "keepalive_timeout",
+        setting="keepalive_timeout",
     ),
     Key(
         "component.shutdown_grace",
         SECONDS,
         10.0,
         "On SIGTERM, how long requests in progress may take to finish, and then the modules' `teardown()`.",
-        "shutdown_grace",
+        setting="shutdown_grace",
     ),
     Key(
         "handlers.directories",
         DIRECTORIES,
         [],
         "Handler directories, loaded in this order.",
-        "handler_directories",
-        "--handlers",
+        setting="handler_directories",
+        option="--handlers",
     ),
     Key(
         "handlers.options",
@@ -247,21 +247,21 @@ KEYS: tuple[Key, ...] = (
         {},
         "`[handlers.options.NAME]` is handed to the module `NAME.py`'s `setup(component, options)`; "
         "a table for a module that is not loaded is an error.",
-        "handler_options",
+        setting="handler_options",
     ),
     Key(
         "disco.identities",
         IDENTITIES,
         [DEFAULT_IDENTITY],
         "XEP-0030 identities: `category` and `type` required, `name` optional.",
-        "identities",
+        setting="identities",
     ),
     Key(
         "disco.items",
         ITEMS,
         [],
         "disco#items of the component: `jid` required, `node` and `name` optional.",
-        "disco_items",
+        setting="disco_items",
     ),
     Key(
         "disco.extended",
@@ -269,14 +269,14 @@ KEYS: tuple[Key, ...] = (
         [],
         "XEP-0128 forms, one `[[disco.extended]]` each: `form_type` (the hidden FORM_TYPE) and fields, each a "
         "string or an array of strings.",
-        "disco_forms",
+        setting="disco_forms",
     ),
     Key(
         "disco.provider_timeout",
         SECONDS,
         10.0,
         "How long a module's disco provider function may take before its query gets `internal-server-error`.",
-        "disco_provider_timeout",
+        setting="disco_provider_timeout",
     ),
     Key(
         "limits.max_stanza_bytes",
@@ -284,14 +284,14 @@ KEYS: tuple[Key, ...] = (
         2097152,
         "A larger stanza is read to its end and discarded; a get or set is answered with `policy-violation`, "
         "the stream stays up.",
-        "limits.max_stanza_bytes",
+        setting="limits.max_stanza_bytes",
     ),
     Key(
         "limits.max_depth",
         COUNT,
         32,
         "A stanza nested deeper is discarded and answered the same way.",
-        "limits.max_depth",
+        setting="limits.max_depth",
     ),
     Key(
         "limits.handler_timeout",
@@ -299,14 +299,14 @@ KEYS: tuple[Key, ...] = (
         10.0,
         "A responder still running after this is no longer waited for (a coroutine is cancelled); the sender gets "
         "`internal-server-error`.",
-        "limits.handler_timeout",
+        setting="limits.handler_timeout",
     ),
     Key(
         "limits.max_in_flight",
         COUNT,
         1000,
         "Responders running at once; beyond it, requests get `resource-constraint` (wait).",
-        "limits.max_in_flight",
+        setting="limits.max_in_flight",
     ),
     Key(
         "limits.sender_rate",
@@ -314,14 +314,14 @@ KEYS: tuple[Key, ...] = (
         50.0,
         "Requests a second each sender (bare JID) may send, on average: a token bucket per sender; beyond it, "
         "`resource-constraint` (wait).",
-        "limits.sender_rate",
+        setting="limits.sender_rate",
     ),
     Key(
         "limits.sender_burst",
         COUNT,
         100,
         "The requests a sender may send at once above `sender_rate`: the size of its bucket.",
-        "limits.sender_burst",
+        setting="limits.sender_burst",
     ),
     Key(
         "access.rules",
@@ -329,7 +329,7 @@ KEYS: tuple[Key, ...] = (
         [],
         "Allow lists: `[[access.rules]]` with `namespace`, optional `type` (`get` or `set`), and `allow`, a list "
         "of bare JIDs, full JIDs or domains; any other sender gets `forbidden` (auth).",
-        "access",
+        setting="access",
         shown="none: everyone may ask",
     ),
     Key(
@@ -337,7 +337,7 @@ KEYS: tuple[Key, ...] = (
         SERVER_ENDPOINT,
         None,
         "Where `/metrics` is served for Prometheus, such as `tcp:port=9108:interface=127.0.0.1`.",
-        "metrics_endpoint",
+        setting="metrics_endpoint",
         shown="none: off",
     ),
     Key(
@@ -345,14 +345,14 @@ KEYS: tuple[Key, ...] = (
         one_of("text", "json"),
         "text",
         '`"json"` makes twistd and twist write JSON lines (a `--logger` or `--log-format` on the command line wins).',
-        "log_format",
+        setting="log_format",
     ),
     Key(
         "logging.requests",
         FLAG,
         False,
         "Log one debug event per request (type, namespace, sender, id, outcome, time taken).",
-        "log_requests",
+        setting="log_requests",
     ),
 )
 
@@ -380,13 +380,13 @@ def _settings(path: Path, document: Mapping[str, Any], overrides: Overrides, env
     warnings: list[str] = []
     values: dict[str, Any] = {}
     for key in KEYS:
-        given = overrides.given(key.option) if key.option else None
-        if given is not None:
+        value = overrides.given(key.option) if key.option else None
+        if value is not None:
             place = Place(path, key.option, Path.cwd(), values, warnings)
         else:
             place = Place(path, key.path, path.parent, values, warnings)
-            given = sections[key.section].get(key.name, key.default)
-        values[key.path] = _read(place, key, given)
+            value = sections[key.section].get(key.name, key.default)
+        values[key.path] = _read(place, key, value)
     fields: dict[str, Any] = {}
     limits: dict[str, Any] = {}
     for key in KEYS:

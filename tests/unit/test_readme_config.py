@@ -4,7 +4,7 @@ from collections import Counter
 from itertools import takewhile
 from pathlib import Path
 
-from component.config import KEYS, reference, shown_default
+from component.config import KEYS, load, reference, shown_default
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 HEADER = "| key | value | default | meaning |"
@@ -45,3 +45,16 @@ def test_the_readme_table_is_the_one_made_from_the_keys():
     assert "\n".join(readme_table()) + "\n" == made, (
         "README.md's table of keys differs from component.config.reference(); replace it with:\n" + made
     )
+
+
+def test_the_readme_example_file_is_read_as_it_stands(tmp_path):
+    section = README.read_text(encoding="utf-8").split("\n## Configuration\n", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "handlers").mkdir()  # the example's directories = ["../handlers"]
+    (tmp_path / "conf" / "secret.txt").write_text("s3cret")
+    path = tmp_path / "conf" / "iqresponder.toml"
+    path.write_text(example)
+    settings = load(path, environ={})
+    assert (settings.jid, settings.secret) == ("iq.localhost", "s3cret")
+    assert settings.handler_directories == ((tmp_path / "handlers").resolve(),)
