@@ -24,13 +24,23 @@ SHARED, OWN = "iq.localhost", "iq-1.localhost"
 CLIENT = "alice@localhost/phone"
 BUNDLED = Path(__file__).parents[2] / "handlers"
 ASKING = """
+from twisted.internet.defer import Deferred
+
 from component import responder
+
+waiting = []
 
 
 @responder("urn:example:ask", "get", element="ask")
 async def ask(request):
     reply = await request.component.query(request.sender.full(), "urn:example:peer")
     return reply.firstChildElement()
+
+
+@responder("urn:example:ask", "get", element="later")
+def later(request):
+    waiting.append(Deferred())
+    return waiting[-1]
 """
 
 
@@ -63,6 +73,19 @@ def test_an_error_to_the_own_name_goes_out_on_its_own_stream(memory):
     request = f"<iq type='get' id='3' from='{CLIENT}' to='{OWN}'><nothing xmlns='urn:example:none'/></iq>"
     [reply] = memory.receive(request, instance=True)
     assert (reply["type"], reply["from"]) == ("error", OWN)
+    assert memory.sent() == []
+
+
+def test_a_reply_ready_after_its_stream_reconnected_goes_out_on_the_new_stream_of_the_same_name(memory):
+    memory.receive(
+        f"<iq type='get' id='4' from='{CLIENT}' to='{OWN}'><later xmlns='urn:example:ask'/></iq>", instance=True
+    )
+    memory.disconnect(instance=True)
+    memory.connect()
+    [asking] = [loaded.module for loaded in memory.modules if loaded.name == "asking"]
+    asking.waiting.pop().callback(None)
+    [reply] = memory.sent(instance=True)
+    assert (reply["type"], reply["id"], reply["from"]) == ("result", "4", OWN)
     assert memory.sent() == []
 
 
