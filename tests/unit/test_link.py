@@ -76,6 +76,13 @@ def test_an_error_to_the_own_name_goes_out_on_its_own_stream(memory):
     assert memory.sent() == []
 
 
+def test_a_malformed_recipient_on_the_own_stream_is_answered_there_from_the_own_name(memory):
+    request = f"<iq type='get' id='5' from='{CLIENT}' to='@@bad@@'><ping xmlns='urn:xmpp:ping'/></iq>"
+    [reply] = memory.receive(request, instance=True)
+    assert (reply["type"], reply["from"], reply["to"]) == ("error", OWN, CLIENT)
+    assert memory.sent() == []
+
+
 def test_a_reply_ready_after_its_stream_reconnected_goes_out_on_the_new_stream_of_the_same_name(memory):
     memory.receive(
         f"<iq type='get' id='4' from='{CLIENT}' to='{OWN}'><later xmlns='urn:example:ask'/></iq>", instance=True
