@@ -35,7 +35,7 @@ $(INSTALLED): pyproject.toml | $(PY)
 prosody:
 	@command -v prosody >/dev/null || apt-get install -y prosody || { apt-get update && apt-get install -y prosody; }
 
-# The suite starts its own ejabberd with erl and ejabberd's libraries (conf/ejabberd/); it never
+# The suite starts its own ejabberd with erl and ejabberd's libraries (private_servers/ejabberd.py); it never
 # uses the packaged service or its ports.
 ejabberd:
 	@test -x /usr/sbin/ejabberdctl || apt-get install -y ejabberd || { apt-get update && apt-get install -y ejabberd; }
@@ -44,7 +44,7 @@ conf/secret.txt: | $(PY)
 	umask 077 && $(PY) -c 'import secrets; print(secrets.token_hex(16))' > $@
 
 run: setup
-	$(PY) conf/prosody/private_prosody.py --dir $(RUN_DIR)/prosody \
+	$(PY) -m private_servers prosody --dir $(RUN_DIR)/prosody \
 	    --c2s-port $(C2S_PORT) --component-port $(COMPONENT_PORT) --secret-file conf/secret.txt \
 	    --user alice --password alice -- \
 	    $(VENV)/bin/twistd --nodaemon --pidfile= iqresponder --config conf/iqresponder.toml \

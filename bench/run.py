@@ -21,8 +21,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "conf" / "prosody"))
-sys.path.insert(0, str(HERE.parent / "conf" / "ejabberd"))
+sys.path.insert(0, str(HERE.parent))  # private_servers
 
 import c2s
 import launch
@@ -96,8 +95,9 @@ async def leak(work: Path, kind: str, total: int, first: int, window: int, sende
 
 def private_server(work: Path, kind: str):
     """A private Prosody or ejabberd on free loopback ports (not started)."""
-    from private_ejabberd import PrivateEjabberd
-    from private_prosody import PrivateProsody, free_port
+    from private_servers.base import free_port
+    from private_servers.ejabberd import PrivateEjabberd
+    from private_servers.prosody import PrivateProsody
 
     if kind == "prosody":
         return PrivateProsody(work / "prosody", c2s_port=free_port(), component_port=free_port(), secret=SECRET)

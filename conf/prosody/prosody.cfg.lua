@@ -2,7 +2,7 @@
 --
 -- One file serves every run: all per-run values come from the environment
 -- (Prosody exposes a variable NAME as the global ENV_NAME while it reads the
--- config). conf/prosody/private_prosody.py sets them; when starting Prosody
+-- config). private_servers/prosody.py sets them; when starting Prosody
 -- by hand, set them yourself:
 --
 --   IQR_PROSODY_DIR=/tmp/x IQR_C2S_PORT=5222 IQR_COMPONENT_PORT=5347 \

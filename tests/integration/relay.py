@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from private_prosody import LOOPBACK
+from private_servers.base import LOOPBACK
 
 
 class RecordingRelay:

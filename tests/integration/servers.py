@@ -18,8 +18,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from private_ejabberd import PrivateEjabberd
-from private_prosody import PrivateProsody, free_port
+from private_servers.base import free_port
+from private_servers.ejabberd import PrivateEjabberd
+from private_servers.prosody import PrivateProsody
 from tests.integration.certificates import ServerCertificate, make_authority, make_server_certificate
 
 VARIANTS = ("prosody-tcp", "prosody-tls", "ejabberd-tcp", "ejabberd-tls")

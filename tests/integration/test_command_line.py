@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from private_prosody import free_port
+from private_servers.base import free_port
 from tests.integration.conftest import BUNDLED, EXAMPLES
 from tests.integration.processes import TWISTD, ComponentProcess, write_config
 from tests.integration.servers import EACH_SERVER

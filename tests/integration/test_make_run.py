@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from private_prosody import LOCK_NAME, free_port
+from private_servers.base import free_port
+from private_servers.launcher import LOCK_NAME
 from tests.integration.conftest import ROOT
 
 pytestmark = pytest.mark.integration
@@ -198,7 +199,7 @@ def launcher(ports, run_dir) -> str:
     """What ``make run`` runs, typed without make."""
     c2s, component = ports
     return (
-        f".venv/bin/python conf/prosody/private_prosody.py --dir {run_dir}/prosody --c2s-port {c2s} "
+        f".venv/bin/python -m private_servers prosody --dir {run_dir}/prosody --c2s-port {c2s} "
         f"--component-port {component} --secret-file conf/secret.txt --user alice --password alice -- "
         f".venv/bin/twistd --nodaemon --pidfile= iqresponder --config conf/iqresponder.toml "
         f"--server tcp:host=127.0.0.1:port={component}"

@@ -5,7 +5,7 @@ import urllib.request
 
 import pytest
 
-from private_prosody import free_port
+from private_servers.base import free_port
 from tests.integration.xmpp_client import error_of
 
 pytestmark = pytest.mark.integration

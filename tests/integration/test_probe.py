@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from private_prosody import free_port
+from private_servers.base import free_port
 from tests.integration.conftest import EXAMPLES, PASSWORD, ROOT, USER
 from tests.integration.servers import EACH_SERVER
 

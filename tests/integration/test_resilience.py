@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from private_prosody import PrivateProsody, free_port
+from private_servers.base import free_port
+from private_servers.prosody import PrivateProsody
 from tests.integration.conftest import BUNDLED, PASSWORD, USER
 from tests.integration.processes import ComponentProcess, write_config
 from tests.integration.xmpp_client import XmppClient, error_of

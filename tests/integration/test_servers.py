@@ -7,13 +7,19 @@ so a listener the configuration forgot, or one bound to every interface, shows u
 from __future__ import annotations
 
 import os
+import select
+import time
 from pathlib import Path
 
 import pytest
 
+from private_servers.base import free_port
+from private_servers.ejabberd import PrivateEjabberd
 from tests.integration.servers import XmppServer
 
 pytestmark = pytest.mark.integration
+
+STOP_TIMEOUT = 5.0
 
 LISTEN = "0A"  # the TCP state in /proc/net/tcp
 
@@ -53,3 +59,46 @@ def test_the_server_listens_on_loopback_only_and_only_on_its_ports(server: XmppS
     assert server.pid is not None
     sockets = listening(server.pid)
     assert sockets == {("127.0.0.1", port) for port in server.launcher.ports}
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (from /proc, the kernel's own record of parents)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, pending = [], list(children.get(pid, []))
+    while pending:
+        child = pending.pop()
+        found.append(child)
+        pending.extend(children.get(child, []))
+    return found
+
+
+def test_stopping_ejabberd_also_ends_the_programs_its_vm_ran(tmp_path):
+    """The VM's helpers (erl_child_setup, memsup, ...) run in sessions of their own, out of reach
+    of a signal to its process group; stop() must not leave them behind."""
+    server = PrivateEjabberd(tmp_path, free_port(), free_port(), "secret")
+    with server:
+        assert server.pid is not None
+        # pidfds name these very processes, so a pid reused later cannot pass for one of them.
+        helpers = {pid: os.pidfd_open(pid) for pid in descendants(server.pid)}
+        assert helpers, "the VM ran no helper program: this test would check nothing"
+    try:
+        poller = select.poll()
+        for descriptor in helpers.values():
+            poller.register(descriptor, select.POLLIN)  # readable once that process has exited
+        deadline = time.monotonic() + STOP_TIMEOUT
+        running = set(helpers.values())
+        while running and time.monotonic() < deadline:
+            for descriptor, _ in poller.poll((deadline - time.monotonic()) * 1000):
+                poller.unregister(descriptor)
+                running.discard(descriptor)
+        assert not running, f"still running: {[pid for pid, fd in helpers.items() if fd in running]}"
+    finally:
+        for descriptor in helpers.values():
+            os.close(descriptor)

@@ -23,7 +23,8 @@ from xml.etree import ElementTree
 
 import pytest
 
-from private_prosody import LOOPBACK, PrivateProsody, free_port
+from private_servers.base import LOOPBACK, free_port
+from private_servers.prosody import PrivateProsody
 from tests.integration.certificates import ServerCertificate, make_authority, make_server_certificate
 from tests.integration.conftest import BUNDLED, PASSWORD, USER
 from tests.integration.processes import ComponentProcess, write_config

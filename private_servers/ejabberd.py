@@ -1,4 +1,4 @@
-"""A private ejabberd 23.01 server for iqresponder's tests, next to PrivateProsody.
+"""A private ejabberd 23.01 server for iqresponder's tests and ``make bench``, next to PrivateProsody.
 
 Each run gets its own directory (rendered config, Mnesia spool, log) and its own loopback
 ports, so tests never share state with each other or with a system-wide ejabberd. The
@@ -12,7 +12,9 @@ config lets only 127.0.0.1 run ``register``, ``change_password`` and ``unregiste
 ejabberdctl would need a named node (and so epmd and a cookie), and as root it switches to
 the ejabberd user. Unlike prosodyctl, registration therefore needs the server running.
 
-Like private_prosody.py this module uses only the standard library.
+The VM runs helper programs (erl_child_setup, inet_gethost, memsup, eimp) in sessions of
+their own, out of reach of a signal to its process group; they carry mirakuru's marker in
+their environment, so stop() signals them too (private_servers.base).
 
 Direct TLS (optional): with ``tls_port`` and ``tls_certfile`` a second ejabberd_service
 listener takes TLS from the first byte. ejabberd's ``certfile`` is ONE PEM file holding
@@ -26,32 +28,22 @@ import argparse
 import json
 import os
 import re
-import signal
 import string
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # conf/, when this runs as a script
-from private_server import LOOPBACK, POLL_INTERVAL, PrivateServer, free_port
+from private_servers.base import COMPONENT_JID, LOOPBACK, VIRTUAL_HOST, PrivateServer, free_port
 
-__all__ = ["COMPONENT_JID", "VIRTUAL_HOST", "PrivateEjabberd", "free_port"]
+__all__ = ["COMPONENT_JID", "VIRTUAL_HOST", "PrivateEjabberd"]
 
-TEMPLATE = Path(__file__).resolve().with_name("ejabberd.yml.template")
+TEMPLATE = Path(__file__).resolve().parents[1] / "conf" / "ejabberd" / "ejabberd.yml.template"
 """Rendered per run into ``directory/ejabberd.yml``."""
-
-VIRTUAL_HOST = "localhost"
-COMPONENT_JID = "iq.localhost"
 
 ERL = "erl"
 EJABBERDCTL = Path("/usr/sbin/ejabberdctl")
 DEFAULT_ERL_LIBS = "/usr/lib/x86_64-linux-gnu"
 """Where Debian's ejabberd keeps its own OTP applications (ejabberdctl sets ERL_LIBS to it)."""
-
-CHILD_EXIT_TIMEOUT = 2.0
 
 _STARTED = "is started in the node"
 _ACCEPTING = "Start accepting {transport} connections at {host}:{port} for {module}"
@@ -85,56 +77,17 @@ def erl_libs() -> str:
     return match.group(1) if match else DEFAULT_ERL_LIBS
 
 
-def _start_time(pid: int) -> str | None:
-    """The start time of ``pid`` (field 22 of /proc/PID/stat), or None if it is gone.
-
-    A zombie counts as gone: it has exited and only waits for its parent (here often
-    init, after the VM died) to reap it.
-    """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may contain spaces; the fields after it do not.
-    fields = stat.rsplit(")", 1)[1].split()
-    return None if fields[0] in ("Z", "X") else fields[19]
-
-
-def _descendants(pid: int) -> dict[int, str]:
-    """Every live descendant of ``pid``, with its start time (to recognise it later)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    found: dict[int, str] = {}
-    pending = list(children.get(pid, []))
-    while pending:
-        child = pending.pop()
-        started = _start_time(child)
-        if started is not None:
-            found[child] = started
-            pending.extend(children.get(child, []))
-    return found
-
-
 class PrivateEjabberd(PrivateServer):
     """One ejabberd (one Erlang VM) on loopback ports, with its config and spool in ``directory``.
 
     start() returns only when the VM reports ejabberd started and every listener accepts
     (about 0.9 s after erl starts here); stop() signals only the VM that start() launched
-    (SIGTERM makes it run init:stop(), which takes 1-3 s), and then makes sure the helper
-    programs the VM ran (erl_child_setup, inet_gethost, memsup, eimp) are gone too.
+    (SIGTERM makes it run init:stop(), which takes 1-3 s), and then the helper programs the
+    VM ran (erl_child_setup, inet_gethost, memsup, eimp), found by mirakuru's marker.
     """
 
     name = "ejabberd"
-    start_timeout = 15.0
-    stop_timeout = 10.0
+    timeout = 15.0
 
     def __init__(
         self,
@@ -150,7 +103,7 @@ class PrivateEjabberd(PrivateServer):
         loglevel: str = "info",
     ) -> None:
         if (tls_port is None) != (tls_certfile is None):
-            raise ValueError("tls_port and tls_certfile go together")
+            raise ValueError("--tls-port and --tls-certfile go together")
         if not component_names:
             raise ValueError("at least one component name is needed")
         super().__init__(directory)
@@ -166,9 +119,29 @@ class PrivateEjabberd(PrivateServer):
         # debug also logs "Route unregistered: NAME" when a component connection goes away,
         # the only trace of it (nothing is logged at info).
         self.loglevel = loglevel
-        # The VM's helper programs as last seen (pid -> start time): they outlive a VM
-        # that exits by itself, and are reparented to init, so they cannot be found later.
-        self._helpers: dict[int, str] = {}
+
+    # -- the command line (private_servers.launcher) ---------------------------------
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--api-port", type=int, default=5280, help="mod_http_api, for registering accounts")
+        parser.add_argument(
+            "--component", action="append", help=f"component name (repeatable; default {COMPONENT_JID})"
+        )
+        parser.add_argument("--tls-certfile", type=Path, help="ONE PEM file with certificate and key")
+
+    @classmethod
+    def from_arguments(cls, args: argparse.Namespace, secret: str) -> PrivateEjabberd:
+        return cls(
+            args.dir,
+            args.c2s_port,
+            args.component_port,
+            secret,
+            component_names=tuple(args.component or [COMPONENT_JID]),
+            tls_port=args.tls_port,
+            tls_certfile=args.tls_certfile,
+            api_port=args.api_port,
+        )
 
     # -- paths -----------------------------------------------------------------------
 
@@ -265,27 +238,6 @@ class PrivateEjabberd(PrivateServer):
     def bind_failed(self, log: str) -> bool:
         return _BIND_FAILED.search(log) is not None
 
-    def watch(self, process: subprocess.Popen[bytes]) -> None:
-        self._helpers.update(_descendants(process.pid))
-
-    def stopped(self, process: subprocess.Popen[bytes]) -> None:
-        """The VM's helper programs each run in a session of their own, so a process-group
-        signal would not reach them; they exit by themselves once the VM is gone. Any that
-        are still there after CHILD_EXIT_TIMEOUT are killed, recognised by pid *and* start
-        time so that a recycled pid is never hit."""
-        helpers, self._helpers = self._helpers, {}
-        deadline = time.monotonic() + CHILD_EXIT_TIMEOUT
-        while True:
-            helpers = {pid: started for pid, started in helpers.items() if _start_time(pid) == started}
-            if not helpers or time.monotonic() > deadline:
-                break
-            time.sleep(POLL_INTERVAL)
-        for pid in helpers:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
     # -- accounts --------------------------------------------------------------------
 
     def _api(self, command: str, arguments: dict[str, str]) -> tuple[int, str]:
@@ -312,67 +264,3 @@ class PrivateEjabberd(PrivateServer):
             status, body = self._api("change_password", {"user": user, "host": host, "newpass": password})
         if status != 200:
             raise RuntimeError(f"registering {user}@{host} through mod_http_api failed with HTTP {status}: {body}")
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run a private ejabberd in the foreground until Ctrl-C (for trying things by hand)."""
-    parser = argparse.ArgumentParser(description="Run a private ejabberd on loopback until Ctrl-C.")
-    parser.add_argument("--dir", type=Path, required=True, help="run directory")
-    parser.add_argument("--c2s-port", type=int, default=5222)
-    parser.add_argument("--component-port", type=int, default=5347)
-    parser.add_argument("--api-port", type=int, default=5280)
-    parser.add_argument("--secret-file", type=Path, required=True)
-    parser.add_argument("--component", action="append", help=f"component name (repeatable; default {COMPONENT_JID})")
-    parser.add_argument("--user", default="alice")
-    parser.add_argument("--password", default="alice")
-    parser.add_argument("--tls-port", type=int)
-    parser.add_argument("--tls-certfile", type=Path, help="ONE PEM file with certificate and key")
-    args = parser.parse_args(argv)
-    if (args.tls_port is None) != (args.tls_certfile is None):
-        parser.error("--tls-port and --tls-certfile go together")
-    secret = args.secret_file.read_text().strip()
-    if not secret:
-        parser.error(f"the component secret file {args.secret_file} is empty")
-    server = PrivateEjabberd(
-        args.dir,
-        args.c2s_port,
-        args.component_port,
-        secret,
-        component_names=tuple(args.component or [COMPONENT_JID]),
-        tls_port=args.tls_port,
-        tls_certfile=args.tls_certfile,
-        api_port=args.api_port,
-    )
-    # SIGTERM ends the command like Ctrl-C does, so that ejabberd is stopped on the way out.
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    signal.signal(signal.SIGINT, _raise_interrupt)  # even when started in the background with SIGINT ignored
-    try:
-        started = time.monotonic()
-        server.start()
-        server.register(args.user, VIRTUAL_HOST, args.password)
-        print(
-            f"ejabberd is running (pid {server.pid}, ready in {time.monotonic() - started:.2f} s, "
-            f"log {server.log_path}); {args.user}@{VIRTUAL_HOST} / {args.password!r} on "
-            f"{LOOPBACK}:{args.c2s_port}, components on {LOOPBACK}:{args.component_port}. Ctrl-C stops it.",
-            flush=True,
-        )
-        signal.pause()
-    except KeyboardInterrupt:
-        return 130
-    except RuntimeError as error:
-        print(error, file=sys.stderr)
-        return 1
-    finally:
-        # A second signal must not cut the clean-up short and orphan the VM.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        server.stop()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
