@@ -54,9 +54,9 @@ run: setup
 test: setup ejabberd
 	$(PY) -m pytest
 
-# The long fuzzing run: the suite's properties with 20,000 examples each, and how many were tried.
+# The long fuzzing run: the suite's stream and address properties with 20,000 examples each, and how many were tried.
 soak: setup
-	$(PY) -m pytest tests/unit/test_fuzz.py --hypothesis-profile=soak --hypothesis-show-statistics -q -p no:cacheprovider
+	$(PY) -m pytest tests/unit/test_fuzz.py tests/unit/test_addresses.py --hypothesis-profile=soak --hypothesis-show-statistics -q -p no:cacheprovider
 
 # Benchmarks are not tests: they print figures and never fail on speed. See bench/README.md.
 bench: setup ejabberd
