@@ -30,10 +30,23 @@ from twisted.words.xish import domish
 from component.dataforms import NS_DATA, Form
 from component.errors import StanzaError
 from component.outcome import settle, stanza_error
+from component.payload import Payload, attribute
 from component.request import InvalidFormat, Request, parse_jid
 
 NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
 NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
+
+
+class InfoQuery(Payload, namespace=NS_DISCO_INFO, element="query"):
+    """A disco#info request: for the entity itself, or for one of its nodes."""
+
+    node: str | None = attribute(default=None)
+
+
+class ItemsQuery(Payload, namespace=NS_DISCO_ITEMS, element="query"):
+    """A disco#items request: for the entity itself, or for one of its nodes."""
+
+    node: str | None = attribute(default=None)
 
 _EVERY_NODE = "\0every node"  # a provider key that no real node attribute can equal
 

@@ -5,16 +5,8 @@ identities, items and extended information, every namespace a responder
 serves, and whatever handler modules publish or mount.
 """
 
-from component import Payload, Request, attribute, responder
-from component.discovery import NS_DISCO_INFO, NS_DISCO_ITEMS
-
-
-class InfoQuery(Payload, namespace=NS_DISCO_INFO, element="query"):
-    node: str | None = attribute(default=None)
-
-
-class ItemsQuery(Payload, namespace=NS_DISCO_ITEMS, element="query"):
-    node: str | None = attribute(default=None)
+from component import Request, responder
+from component.discovery import InfoQuery, ItemsQuery
 
 
 @responder(InfoQuery, "get")

@@ -2,11 +2,9 @@
 
 from component import Payload, Request, responder
 
-NS_PING = "urn:xmpp:ping"
 
-
-class Ping(Payload, namespace=NS_PING, element="ping"):
-    """``<ping xmlns='urn:xmpp:ping'/>``: nothing to read."""
+class Ping(Payload, namespace="urn:xmpp:ping", element="ping"):
+    """Nothing to read."""
 
 
 @responder(Ping, "get")
