@@ -45,6 +45,8 @@ UNDEFINED_CONDITION = StanzaError("undefined-condition")
 
 def settle(result: Any, clock: IReactorTime, timeout: float) -> Any:
     """``result`` itself when it is a plain value, else a Deferred of its value that fails after ``timeout``."""
+    if result is None:  # the commonest answer: an empty result
+        return result
     if isinstance(result, Deferred):
         own = observe(result)
     elif inspect.iscoroutine(result):

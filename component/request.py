@@ -53,8 +53,9 @@ class Request:
         self.payload: Any = element  # an instance, for a responder declared with a payload class
         self._sender = sender  # a JID, or a valid address not parsed yet: most responders never look
         self.recipient = recipient
-        self.type: str = stanza["type"]
-        self.id: str = stanza["id"]
+        attributes = stanza.attributes
+        self.type: str = attributes["type"]
+        self.id: str = attributes["id"]
         self.component = component
         self.link = link
         self.received = 0.0  # perf_counter() at arrival, when metrics time the responders

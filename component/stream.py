@@ -110,7 +110,17 @@ class ComponentStream(xmlstream.XmlStream):
             self.log.failure("Unexpected failure refusing {stanza}", stanza=to_xml(stanza))
 
     def send(self, obj: domish.Element | str | bytes) -> None:
-        """Write a stanza; Elements in the stanza namespace go through iqresponder's exact writer."""
-        if isinstance(obj, domish.Element) and obj.uri in _STANZA_NAMESPACES:
+        """Write a stanza; Elements in the stanza namespace go through iqresponder's exact writer.
+
+        Text (every reply) is written straight to the transport: twisted.words' ``send``
+        would only ask zope twice whether it is an Element before doing the same.
+        """
+        if obj.__class__ is not str:
+            if not (isinstance(obj, domish.Element) and obj.uri in _STANZA_NAMESPACES):
+                xmlstream.XmlStream.send(self, obj)
+                return
             obj = to_xml(obj, within=NS_COMPONENT_ACCEPT)
-        xmlstream.XmlStream.send(self, obj)
+        data = obj.encode("utf-8")
+        if self.rawDataOutFn:
+            self.rawDataOutFn(data)
+        self.transport.write(data)
