@@ -93,8 +93,5 @@ def makeService(options: Options) -> ProcessPolicy:
     try:
         component.load_handlers()
     except HandlerLoadError as e:
-        message = str(e)
-        if message.startswith("handlers.options."):
-            message = f"{settings.path}: {message}"
-        _fail(message)
+        _fail(str(e))  # one line naming the file (and the key, for options: the loader knows the configuration file)
     return policy.serve(component)
