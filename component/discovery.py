@@ -48,6 +48,7 @@ class ItemsQuery(Payload, namespace=NS_DISCO_ITEMS, element="query"):
 
     node: str | None = attribute(default=None)
 
+
 _EVERY_NODE = "\0every node"  # a provider key that no real node attribute can equal
 
 

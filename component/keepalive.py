@@ -18,8 +18,13 @@ from twisted.logger import Logger
 from twisted.words.xish import domish
 
 from component.errors import IqTimeout
+from component.payload import Payload
 
 NS_PING = "urn:xmpp:ping"
+
+
+class Ping(Payload, namespace=NS_PING, element="ping"):
+    """XEP-0199's ``<ping/>``: what the keepalive sends, and what the bundled ping handler answers."""
 
 
 class Keepalive:

@@ -1,10 +1,7 @@
 """XEP-0199 XMPP Ping: an empty result says the component is alive."""
 
-from component import Payload, Request, responder
-
-
-class Ping(Payload, namespace="urn:xmpp:ping", element="ping"):
-    """Nothing to read."""
+from component import Request, responder
+from component.keepalive import Ping
 
 
 @responder(Ping, "get")
