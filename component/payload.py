@@ -33,7 +33,7 @@ from __future__ import annotations
 import enum
 import types
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -532,9 +532,3 @@ def _read_enum(kind: type[enum.Enum]) -> Callable[[str], Any]:
             raise ValueError(f"{raw!r} is not one of {', '.join(sorted(allowed))}") from None
 
     return read
-
-
-def fields_of(cls: type[Payload]) -> Iterator[Field]:
-    """The declared fields of a payload class, in order (for documentation and tools)."""
-    cls._plan()
-    return iter(cls._fields)
