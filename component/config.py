@@ -35,6 +35,7 @@ from component.config_values import (
     POSITIVE,
     SECONDS,
     SERVER_ENDPOINT,
+    STORE_URL,
     TABLES_BY_NAME,
     TEXT,
     AccessRule,
@@ -49,6 +50,8 @@ from component.dataforms import Form
 from component.discovery import Identity, Item
 
 SECRET_VARIABLE = "IQRESPONDER_SECRET"
+DEFAULT_STORE_FILE = "store.sqlite3"
+"""The SQLite file of ``[store]`` when no ``url`` is given, beside the configuration file."""
 DEFAULT_IDENTITY = {"category": "component", "type": "generic", "name": "iqresponder"}
 
 
@@ -97,6 +100,15 @@ class Settings:
     metrics_endpoint: str | None = None
     log_requests: bool = False
     log_format: str = "text"
+    store_url: str | None = None
+    """None: SQLite in ``DEFAULT_STORE_FILE`` beside the configuration file (``Settings.store_location``)."""
+    store_timeout: float = 5.0
+    store_connections: int = 4
+
+    @property
+    def store_location(self) -> str:
+        """The store's URL, the default one filled in."""
+        return self.store_url or f"sqlite:///{(self.path.parent / DEFAULT_STORE_FILE).resolve()}"
 
 
 @dataclass(frozen=True)
@@ -353,6 +365,30 @@ KEYS: tuple[Key, ...] = (
         False,
         "Log one debug event per request (type, namespace, sender, id, outcome, time taken).",
         setting="log_requests",
+    ),
+    Key(
+        "store.url",
+        STORE_URL,
+        None,
+        "Where handlers' state is kept (`component.store`): a SQLite file, created on first use, or a PostgreSQL "
+        'database that several instances share. See "State for handlers".',
+        setting="store_url",
+        shown=f"the file `{DEFAULT_STORE_FILE}` beside the configuration file",
+    ),
+    Key(
+        "store.timeout",
+        SECONDS,
+        5.0,
+        "A store operation not done within this fails, and a request that needed it gets `internal-server-error` "
+        "(wait).",
+        setting="store_timeout",
+    ),
+    Key(
+        "store.connections",
+        COUNT,
+        4,
+        "PostgreSQL only: connections (and threads) of each instance's pool.",
+        setting="store_connections",
     ),
 )
 

@@ -245,6 +245,36 @@ def _access_rules(place: Place, tables: list[Any]) -> tuple[AccessRule, ...]:
     return tuple(rules)
 
 
+def _store_url(place: Place, url: str) -> str:
+    """``sqlite:///PATH`` (relative to the configuration file; ``sqlite:////abs/path``) or ``postgresql://...``.
+
+    A SQLite URL comes back with its path made absolute; its directory must
+    exist (the file itself is created on first use). A PostgreSQL URL is
+    checked by psycopg, which must be installed for it.
+    """
+    scheme, separator, rest = url.partition("://")
+    if scheme == "sqlite" and separator:
+        if not rest.startswith("/") or rest == "/":
+            raise place.error(f"expected sqlite:///PATH (three slashes, then the file), got {url!r}")
+        path = place.base / rest[1:]
+        if not path.parent.is_dir():
+            raise place.error(f"the directory {path.parent} does not exist")
+        if path.is_dir():
+            raise place.error(f"{path} is a directory, not a database file")
+        return f"sqlite:///{path.resolve()}"
+    if scheme in ("postgresql", "postgres") and separator:
+        try:
+            from psycopg.conninfo import conninfo_to_dict
+        except ImportError:
+            raise place.error("PostgreSQL needs psycopg: pip install 'iqresponder[postgresql]'") from None
+        try:
+            conninfo_to_dict(url)
+        except Exception as e:  # noqa: BLE001 - psycopg's own words say what is wrong with the URL
+            raise place.error(f"not a valid PostgreSQL URL: {' '.join(str(e).split())}") from None
+        return url
+    raise place.error(f'expected "sqlite:///PATH" or "postgresql://...", got {url!r}')
+
+
 TEXT = Value("a string", str)
 FLAG = Value("true or false", bool)
 FILE = Value("a file path, relative to the configuration file", str, lambda place, name: place.base / name)
@@ -258,4 +288,5 @@ TABLES_BY_NAME = Value("a table of tables", dict, _tables_by_name)
 IDENTITIES = Value("an array of tables", list, _identities)
 ITEMS = Value("an array of tables", list, _items)
 FORMS = Value("an array of tables", list, _forms)
+STORE_URL = Value('a URL: "sqlite:///PATH" or "postgresql://USER@HOST/DATABASE"', str, _store_url)
 ACCESS_RULES = Value("an array of tables", list, _access_rules)

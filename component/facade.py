@@ -17,19 +17,31 @@ from zope.interface import implementer
 
 from component.config import Settings
 from component.discovery import NS_DISCO_INFO, NS_DISCO_ITEMS, Discovery, parse_info, parse_items
-from component.interfaces import IComponent
+from component.interfaces import IComponent, IStore
 
 
 @implementer(IComponent)
 class ComponentFacade:
     """The handler-facing face of ``service`` (component/service.py); see ``IComponent`` for each member."""
 
-    __slots__ = ("_service", "clock", "jid")
+    __slots__ = ("_service", "clock", "jid", "module")
 
-    def __init__(self, service: Any, clock: IReactorTime) -> None:
+    def __init__(self, service: Any, clock: IReactorTime, module: str | None = None) -> None:
         self._service = service
         self.jid: str = service.jid
         self.clock = clock
+        self.module = module
+
+    def for_module(self, name: str) -> ComponentFacade:
+        """The face that module ``name`` gets, in ``setup()`` and its requests: the same, with its own ``store``."""
+        return ComponentFacade(self._service, self.clock, name)
+
+    @property
+    def store(self) -> IStore:
+        """This module's keys in the component's store (component/store.py); only a handler module has one."""
+        if self.module is None:
+            raise AttributeError("only a handler module's component has a store (ComponentFacade.for_module)")
+        return self._service.store.for_module(self.module)
 
     @property
     def settings(self) -> Settings:

@@ -37,6 +37,11 @@ class IComponent(Interface):
         "task.Clock under test, so that a handler's timers run when a test advances the clock."
     )
 
+    store = Attribute(
+        "The module's own keys and values, kept beyond the process (an IStore, component/store.py): in a "
+        "SQLite file by default, in PostgreSQL when several instances share them."
+    )
+
     # zope.interface spells methods without self.
     def query(to, payload, type="get", timeout=None):
         """Send an Iq ``type`` with ``payload`` to ``to``; return a Deferred that fires with the response stanza.
@@ -53,3 +58,41 @@ class IComponent(Interface):
 
     def disco_items(jid, node=None, timeout=None):
         """Ask ``jid`` for its disco#items; fires with a tuple of ``Item`` or fails like ``query``."""
+
+
+class IStore(Interface):
+    """One handler module's keys and values, kept beyond the process: ``component.store`` (component/store.py).
+
+    Every method returns a Deferred (``await`` it in an ``async def``
+    responder). Keys are non-empty strings (at most 512 characters, no NUL);
+    values are ``bytes`` or JSON-serializable data, at most 256 KiB stored, and
+    never ``None``, which stands for an absent key. A key may expire: ``ttl``
+    seconds after it was written it reads as absent. A method called with a bad
+    key, value or ttl fails with ``ValueError``; when the store cannot be
+    reached in time it fails with ``StoreUnavailable``, which a responder that
+    lets it escape answers with ``internal-server-error`` (wait).
+    """
+
+    namespace = Attribute("The module's name: the namespace its keys live in, apart from every other module's.")
+
+    def get(key, default=None):
+        """Fires with the value of ``key``, or ``default`` when it is absent or expired."""
+
+    def set(key, value, ttl=None):
+        """Stores ``value`` under ``key`` (expiring after ``ttl`` seconds, or never); fires with None once durable."""
+
+    def delete(key):
+        """Removes ``key``; fires with True if it was there (and not expired), else False."""
+
+    def compare_and_set(key, expected, value, ttl=None):
+        """Stores ``value`` only if ``key`` holds ``expected`` now (``None``: only if absent); fires with True if it did.
+
+        The test and the write are one step for every instance sharing the
+        store, so a read-modify-write loop around it loses no update.
+        """
+
+    def keys(prefix="", limit=None):
+        """Fires with the sorted list of the keys that start with ``prefix`` (at most ``limit`` of them)."""
+
+    def items(prefix="", limit=None):
+        """Fires with the sorted list of ``(key, value)`` pairs whose keys start with ``prefix``."""

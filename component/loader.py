@@ -51,6 +51,8 @@ class HandlerModule:
     path: Path
     module: ModuleType
     namespaces: tuple[str, ...]
+    component: Any = None
+    """The module's own face (``setup()``'s argument), handed to its ``teardown()`` too."""
 
 
 def handler_files(directories: Sequence[Path]) -> list[Path]:
@@ -117,8 +119,11 @@ def _load(
     path: Path, registry: Registry, component: Any, table: Mapping[str, Any], config_path: Path | str | None
 ) -> HandlerModule:
     module = _import(path)
+    # Each module gets a face of its own, whose store holds its keys apart from every other module's.
+    for_module = getattr(component, "for_module", None)
+    component = for_module(path.stem) if for_module is not None else component
     try:
-        namespaces = registry.collect(module, origin=str(path))
+        namespaces = registry.collect(module, origin=str(path), component=component)
     except RegistrationConflict as e:
         raise HandlerLoadError(f"{path}: {e}") from None
     options = _options(module, path, table, config_path)
@@ -128,7 +133,7 @@ def _load(
             setup(component, options)
         except Exception as e:  # noqa: BLE001 - any failure of a module's setup stops start-up with its name
             raise HandlerLoadError(f"{path}: setup() failed: {_describe(e)}") from None
-    handler = HandlerModule(path.stem, path, module, tuple(dict.fromkeys(namespaces)))
+    handler = HandlerModule(path.stem, path, module, tuple(dict.fromkeys(namespaces)), component)
     log.info(
         "Loaded handler module {name} from {path}: {namespaces}",
         name=handler.name,
@@ -194,7 +199,7 @@ def teardown_handlers(
         if not callable(teardown):
             continue
         try:
-            result = settle(teardown(component), clock, timeout)
+            result = settle(teardown(handler.component or component), clock, timeout)
         except Exception:  # noqa: BLE001 - a module's failure to clean up is its own, logged with its file
             _teardown_failed(Failure(), handler, timeout)
             continue

@@ -42,6 +42,8 @@ class Responder:
     origin: str
     payload: type[Payload] | None = None
     """The payload class the request's payload is parsed into before the call, if any."""
+    component: Any = None
+    """The ``request.component`` of its requests: its module's face (component/facade.py), when loaded from one."""
 
     @property
     def name(self) -> str:
@@ -103,7 +105,7 @@ class Registry:
         self._namespaces: set[str] = set()
         self._features: set[str] = set()
 
-    def add(self, function: Callable[..., Any], declaration: Declaration, origin: str) -> None:
+    def add(self, function: Callable[..., Any], declaration: Declaration, origin: str, component: Any = None) -> None:
         """Register ``function`` for ``declaration``; raise ``RegistrationConflict`` on a duplicate key."""
         for type in declaration.types:
             by_element = self._routes.setdefault((type, declaration.namespace), _ByElement())
@@ -114,7 +116,9 @@ class Registry:
                     f"{type} {declaration.namespace} ({element}) is claimed by both "
                     f"{existing.origin} ({existing.name}) and {origin} ({function.__qualname__})"
                 )
-            entry = Responder(function, declaration.namespace, type, declaration.element, origin, declaration.payload)
+            entry = Responder(
+                function, declaration.namespace, type, declaration.element, origin, declaration.payload, component
+            )
             if declaration.element is None:
                 by_element.any = entry
             else:
@@ -123,12 +127,12 @@ class Registry:
         if declaration.disco:
             self._features.add(declaration.namespace)
 
-    def collect(self, module: ModuleType, origin: str) -> list[Responder]:
-        """Register every ``@responder`` defined in ``module`` (not those it imports)."""
+    def collect(self, module: ModuleType, origin: str, component: Any = None) -> list[Responder]:
+        """Register every ``@responder`` defined in ``module`` (not those it imports), answering with ``component``."""
         added = []
         for function in _marked(vars(module).values(), module.__name__):
             for declaration in getattr(function, _MARK):
-                self.add(function, declaration, origin)
+                self.add(function, declaration, origin, component)
                 added.append(declaration.namespace)
         return added
 

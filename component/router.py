@@ -150,7 +150,8 @@ class Router:
         if self.in_flight >= self.limits.max_in_flight:
             self.reply_error(link, iq, TOO_BUSY)
             return
-        self.call(responder, Request(iq, payload, sender, recipient, self.component, link))
+        component = responder.component or self.component  # the responder's module's face, with its store
+        self.call(responder, Request(iq, payload, sender, recipient, component, link))
 
     def refuse(self, stanza: domish.Element, condition: str, text: str, link: Any) -> None:
         """Answer a stanza that came on ``link`` and broke a limit (its content already discarded), or drop it.

@@ -28,6 +28,7 @@ from component.metrics import Metrics, NoMetrics, metrics_service
 from component.policy import AccessControl
 from component.registry import Registry
 from component.router import Router
+from component.store import Store, open_backend
 from component.stream import ComponentStream
 from component.tracker import Tracker, random_id
 
@@ -66,6 +67,7 @@ class Component(MultiService):
         overrides: Overrides | None = None,
         on_refused: Callable[[Link, str, str | None], None] = _ignore,
         on_replaced: Callable[[Link, str | None], None] = _ignore,
+        store: Store | None = None,
     ) -> None:
         super().__init__()
         if reactor is None:
@@ -75,6 +77,11 @@ class Component(MultiService):
         self.jid = settings.jid
         self.instance_jid = settings.instance_jid
         self.facade = ComponentFacade(self, reactor)
+        # The handler modules' state (component/store.py): the configured backend connects on first use.
+        self.store = store or Store(
+            open_backend(settings.store_location, reactor, settings.store_timeout, settings.store_connections),
+            reactor,
+        )
         self.registry = registry
         self.overrides = overrides
         self.metrics = (
@@ -184,6 +191,12 @@ class Component(MultiService):
         except ConfigError as e:
             self.log.error("Reload failed; still serving the previous handlers: {error}", error=str(e))
             return False
+        if (settings.store_location, settings.store_timeout, settings.store_connections) != (
+            self.settings.store_location,
+            self.settings.store_timeout,
+            self.settings.store_connections,
+        ):
+            self.log.warn("The [store] section changed; a restart makes the change take effect, a reload does not")
         settings = replace(
             self.settings,
             handler_directories=settings.handler_directories,
@@ -214,6 +227,7 @@ class Component(MultiService):
     def startService(self) -> None:
         for warning in self.settings.warnings:
             self.log.warn("{warning}", warning=warning)
+        self.store.start()
         super().startService()
 
     def stopService(self) -> Deferred:
@@ -233,6 +247,7 @@ class Component(MultiService):
         waiting = self.router.when_idle().addTimeout(self.settings.shutdown_grace, self._reactor)
         waiting.addCallbacks(self._drained, self._not_drained)
         waiting.addCallback(lambda _: self._teardown_handlers())
+        waiting.addCallback(lambda _: self.store.close())
         waiting.addCallback(lambda _: self._close_stream())
         waiting.addCallback(lambda _: MultiService.stopService(self))
         return waiting

@@ -44,6 +44,7 @@ from component.payload import Payload
 from component.registry import Registry
 from component.serializer import to_xml
 from component.service import Component
+from component.store import MemoryStore, Store
 from component.stream import NS_COMPONENT_ACCEPT
 
 SERVER_HEADER = (
@@ -176,7 +177,11 @@ class InMemoryComponent:
         self.settings = settings or make_settings()
         self.registry = Registry()
         extra = {"new_id": new_id} if new_id is not None else {}
-        self.component = Component(self.settings, self.registry, reactor=self.clock, **extra)
+        self.store = MemoryStore()
+        """The handlers' store, in memory; ``store.fail_with = StoreUnavailable()`` plays an outage."""
+        self.component = Component(
+            self.settings, self.registry, reactor=self.clock, store=Store(self.store, self.clock), **extra
+        )
         self.modules = self.component.load_handlers(directories, options or {})
         self.connect()
 

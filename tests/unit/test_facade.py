@@ -34,15 +34,16 @@ def seen_by(harness):
     return dict(harness.component.modules[0].module.seen)
 
 
-def test_the_facade_provides_every_member_of_the_role():
-    facade = HandlerHarness().component.facade
+def test_the_facade_a_module_gets_provides_every_member_of_the_role():
+    facade = HandlerHarness().component.facade.for_module("example")
     assert verifyObject(IComponent, facade)
 
 
-def test_responders_and_setup_get_the_facade_and_nothing_of_the_service(tmp_path):
+def test_responders_and_setup_get_their_modules_facade_and_nothing_of_the_service(tmp_path):
     h = harness(tmp_path)
     seen = seen_by(h)
-    assert seen["request"] is seen["setup"] is h.component.facade
+    assert seen["request"] is seen["setup"]
+    assert seen["request"].module == "face" and seen["request"].jid == h.component.facade.jid
     for machinery in ("link", "links", "router", "tracker", "registry", "reload", "stopService", "send"):
         assert not hasattr(seen["request"], machinery), machinery
 
