@@ -8,6 +8,10 @@ payload classes, to read and write typed payloads (component/payload.py)::
 
     from component import Payload, PayloadError, attribute, text, child_text, child, children
 
+the store's failure, for a responder that answers it its own way (component/store.py)::
+
+    from component import StoreUnavailable
+
 and, to publish service discovery information from a module's ``setup()``::
 
     from component import DiscoInfo, Identity, Item, Form
@@ -22,6 +26,7 @@ from component.payload import Payload, PayloadError, attribute, child, child_tex
 from component.registry import responder
 from component.request import Request
 from component.router import serialized
+from component.store import StoreUnavailable
 from component.tracker import NO_TIMEOUT
 
 try:
@@ -42,6 +47,7 @@ __all__ = [
     "PayloadError",
     "Request",
     "StanzaError",
+    "StoreUnavailable",
     "XMPPError",
     "attribute",
     "child",

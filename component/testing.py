@@ -255,6 +255,9 @@ class HandlerHarness:
         )
         self.component = self.memory.component
         self.clock = self.memory.clock
+        self.store = self.memory.store
+        """The modules' store, in memory (``component.store.MemoryStore``): ``store.fail_with =
+        StoreUnavailable()`` shows what users get while the real one is down."""
         self._request_ids = itertools.count(1)
         self._replies: list[domish.Element] = []
         self._queries: list[domish.Element] = []
