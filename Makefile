@@ -1,6 +1,7 @@
 # Two commands: `make run` and `make test`. Each sets up everything it needs:
 # a virtualenv in .venv with the project installed, and Prosody from Debian's packages;
-# `make test` also ejabberd, since the integration suite runs against both servers.
+# `make test` and `make bench` also ejabberd, since they run against both servers, and PostgreSQL,
+# for the store's private cluster.
 
 PYTHON ?= python3
 VENV := .venv
@@ -17,7 +18,7 @@ HANDLERS ?=
 
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: setup run test soak bench bench-peers lint format clean prosody ejabberd venv-support
+.PHONY: setup run test soak bench bench-peers lint format clean prosody ejabberd postgresql venv-support
 
 setup: $(INSTALLED) prosody conf/secret.txt
 
@@ -40,6 +41,11 @@ prosody:
 ejabberd:
 	@test -x /usr/sbin/ejabberdctl || apt-get install -y ejabberd || { apt-get update && apt-get install -y ejabberd; }
 
+# The store's tests and benchmarks start their own PostgreSQL cluster with Debian's binaries in
+# /usr/lib/postgresql/<version>/bin (private_servers/postgresql.py); they never use the packaged cluster or its port.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || apt-get install -y postgresql || { apt-get update && apt-get install -y postgresql; }
+
 conf/secret.txt: | $(PY)
 	umask 077 && $(PY) -c 'import secrets; print(secrets.token_hex(16))' > $@
 
@@ -51,7 +57,7 @@ run: setup
 	    --server tcp:host=127.0.0.1:port=$(COMPONENT_PORT) \
 	    $(if $(strip $(HANDLERS)),--handlers handlers $(addprefix --handlers ,$(HANDLERS)))
 
-test: setup ejabberd
+test: setup ejabberd postgresql
 	$(PY) -m pytest
 
 # The long fuzzing run: the suite's stream and address properties with 20,000 examples each, and how many were tried.
@@ -59,7 +65,7 @@ soak: setup
 	$(PY) -m pytest tests/unit/test_fuzz.py tests/unit/test_addresses.py --hypothesis-profile=soak --hypothesis-show-statistics -q -p no:cacheprovider
 
 # Benchmarks are not tests: they print figures and never fail on speed. See bench/README.md.
-bench: setup ejabberd
+bench: setup ejabberd postgresql
 	mkdir -p $(RUN_DIR)
 	$(PY) bench/run.py --output $(RUN_DIR)/bench-latest.json
 

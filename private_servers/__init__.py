@@ -6,4 +6,7 @@ shares (starting and stopping through mirakuru, the readiness wait), ``prosody``
 ``ejabberd`` how to run each server, and ``launcher`` the command line that ``make run``
 uses (``python -m private_servers prosody ... -- COMMAND``). Their configuration files stay
 in ``conf/prosody/`` and ``conf/ejabberd/``.
+
+``postgresql`` is apart: the private PostgreSQL cluster of the store's tests and benchmarks, on
+pytest-postgresql's executor.
 """

@@ -5,15 +5,21 @@ each over plain TCP and direct TLS), so each test that uses it runs once per var
 module's tests share one server per variant. A test or module that is about something else
 than the server narrows the list with the ``servers`` mark, e.g.
 ``pytestmark = pytest.mark.servers(*EACH_SERVER)``.
+
+``postgresql_url`` is a new, empty database on the session's private PostgreSQL cluster
+(``postgresql_cluster``, started on first use). A test that stops PostgreSQL starts a
+``PostgreSQLCluster`` of its own instead.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from private_servers.postgresql import PostgreSQLCluster
 from tests.integration.processes import ComponentProcess, write_config
 from tests.integration.servers import VARIANTS, Pki, XmppServer, make_pki
 from tests.integration.xmpp_client import XmppClient
@@ -29,6 +35,19 @@ def no_component_outlives_the_session():
     yield
     for process in ComponentProcess.started:
         process.stop()
+
+
+@pytest.fixture(scope="session")
+def postgresql_cluster() -> Iterator[PostgreSQLCluster]:
+    """One PostgreSQL cluster on 127.0.0.1 for the session, fsync on, removed at its end."""
+    with PostgreSQLCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def postgresql_url(postgresql_cluster: PostgreSQLCluster) -> str:
+    """The URL of a new, empty database of the test's own."""
+    return postgresql_cluster.new_database()
 
 
 @pytest.fixture(scope="module")
