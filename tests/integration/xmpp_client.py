@@ -81,6 +81,16 @@ class XmppClient:
 
         return self._run(exchange_all(), timeout + 5)
 
+    def iqs_to(
+        self, requests: list[tuple[str, str]], type: str = "get", timeout: float = 10.0
+    ) -> list[ElementTree.Element | None]:
+        """Like ``iqs``, each request a ``(to, body)`` pair: several addressees at once."""
+
+        async def exchange_all():
+            return await asyncio.gather(*(self._exchange(body, type, to, timeout) for to, body in requests))
+
+        return self._run(exchange_all(), timeout + 5)
+
     def raw_iq(self, xml: str, id: str, timeout: float = 10.0) -> ElementTree.Element | None:
         """Write ``xml`` to the server exactly as given and return the reply with ``id``, or ``None``.
 
