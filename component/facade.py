@@ -24,13 +24,14 @@ from component.interfaces import IComponent, IStore
 class ComponentFacade:
     """The handler-facing face of ``service`` (component/service.py); see ``IComponent`` for each member."""
 
-    __slots__ = ("_service", "clock", "jid", "module")
+    __slots__ = ("_service", "_store", "clock", "jid", "module")
 
     def __init__(self, service: Any, clock: IReactorTime, module: str | None = None) -> None:
         self._service = service
         self.jid: str = service.jid
         self.clock = clock
         self.module = module
+        self._store: IStore | None = None
 
     def for_module(self, name: str) -> ComponentFacade:
         """The face that module ``name`` gets, in ``setup()`` and its requests: the same, with its own ``store``."""
@@ -39,9 +40,11 @@ class ComponentFacade:
     @property
     def store(self) -> IStore:
         """This module's keys in the component's store (component/store.py); only a handler module has one."""
-        if self.module is None:
-            raise AttributeError("only a handler module's component has a store (ComponentFacade.for_module)")
-        return self._service.store.for_module(self.module)
+        if self._store is None:
+            if self.module is None:
+                raise AttributeError("only a handler module's component has a store (ComponentFacade.for_module)")
+            self._store = self._service.store.for_module(self.module)
+        return self._store
 
     @property
     def settings(self) -> Settings:

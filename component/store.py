@@ -194,7 +194,16 @@ class Store:
         return ModuleStore(self.backend, name, self.clock)
 
     def start(self) -> None:
-        """Delete expired entries every ``purge_interval`` seconds (a backend never used stays untouched)."""
+        """Say which store serves, reach a shared one at once, and delete expired entries every ``purge_interval``.
+
+        A database server is reached at start, so that an operator reads at
+        once whether it can be (one warning if not; requests are not held up
+        by it). A SQLite file is left alone until a module uses it.
+        """
+        self.log.info("Handlers' state is kept in {store}", store=self.backend.description)
+        connect = getattr(self.backend, "connect", None)
+        if connect is not None:
+            connect().addErrback(lambda failure: failure.trap(StoreUnavailable))
         if not self._purge.running:
             self._purge.start(self._purge_interval, now=False)
 
@@ -226,6 +235,8 @@ class MemoryStore:
     which is how a handler's test shows what its users get when the real store
     is down (``StoreUnavailable``).
     """
+
+    description = "memory (lost when the process ends)"
 
     def __init__(self) -> None:
         self.entries: dict[tuple[str, str], tuple[bytes, float | None]] = {}

@@ -313,6 +313,10 @@ class PostgreSQLBackend(SQLBackend):
             name="iqresponder-store",
         )
 
+    def connect(self) -> Deferred:
+        """Reach the database now (creating the table if needed), rather than at the first request."""
+        return self._run(lambda statement, parameters: None, "", ())
+
     def _open(self) -> None:
         self._connections.open(wait=False)
         with self._connections.connection() as connection, connection.transaction():

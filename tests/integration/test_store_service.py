@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from private_servers.base import free_port
 from private_servers.postgresql import PostgreSQLCluster
 from tests.integration.conftest import BUNDLED, PASSWORD, USER
 from tests.integration.processes import ComponentProcess, write_config
@@ -152,6 +153,29 @@ def test_with_postgresql_down_store_requests_get_wait_errors_others_are_answered
         assert log.count("The store is unavailable") == 1, log
         assert log.count("The store is available again") == 1, log
         assert log.count(f"Authenticated as {SHARED}") == 1, "the stream to the server stayed up"
+        assert component.failures() == []
+    finally:
+        client.close()
+        component.stop()
+
+
+@pytest.mark.servers("prosody-tcp")
+def test_a_database_that_cannot_be_reached_at_start_is_one_warning_and_the_rest_is_served(
+    tmp_path, server, secret_file, handler_directory
+):
+    port = free_port()
+    config = component_config(
+        tmp_path, server, secret_file, handler_directory, f'url = "postgresql://iq@127.0.0.1:{port}/iq"\ntimeout = 1'
+    )
+    component = ComponentProcess(config)
+    client = XmppClient(f"{USER}@localhost/unreachable", PASSWORD, server.c2s_port)
+    try:
+        component.wait_for_log(f"Handlers' state is kept in PostgreSQL 127.0.0.1:{port}/iq")
+        component.wait_for_log(f"The store is unavailable (PostgreSQL 127.0.0.1:{port}/iq)")
+        component.wait_for_log(f"Authenticated as {SHARED}")
+        assert client.iq("<ping xmlns='urn:xmpp:ping'/>").get("type") == "result"
+        assert error_of(client.iq(item_get("k"), timeout=5)) == ("wait", "internal-server-error")
+        assert component.log().count("The store is unavailable") == 1
         assert component.failures() == []
     finally:
         client.close()
