@@ -201,6 +201,13 @@ class Store:
         by it). A SQLite file is left alone until a module uses it.
         """
         self.log.info("Handlers' state is kept in {store}", store=self.backend.description)
+        problem = getattr(self.backend, "problem", lambda: None)()
+        if problem is not None:
+            self.log.warn(
+                "The store ({store}) will fail when a handler uses it: {problem}; set [store] url",
+                store=self.backend.description,
+                problem=problem,
+            )
         connect = getattr(self.backend, "connect", None)
         if connect is not None:
             connect().addErrback(lambda failure: failure.trap(StoreUnavailable))

@@ -233,6 +233,17 @@ class SQLiteBackend(SQLBackend):
         self.path = Path(path)
         self._connection: sqlite3.Connection | None = None
 
+    def problem(self) -> str | None:
+        """Why the file could not be used, if that can be told before using it (a directory not writable)."""
+        directory = self.path.parent
+        if not directory.is_dir():
+            return f"its directory {directory} does not exist"
+        if not os.access(directory, os.W_OK | os.X_OK):
+            return f"its directory {directory} is not writable (SQLite writes its journal beside the file)"
+        if self.path.exists() and not os.access(self.path, os.R_OK | os.W_OK):
+            return f"{self.path} is not readable and writable"
+        return None
+
     def _open(self) -> None:
         if not self.path.exists():
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))

@@ -145,3 +145,24 @@ def test_a_misfit_store_setting_is_one_line_naming_the_file_and_key(tmp_path, st
         load(path, environ={})
     message = str(raised.value)
     assert message.startswith(f"{path}: store.") and problem in message and "\n" not in message
+
+
+def test_at_start_the_component_says_where_state_is_kept_and_warns_when_sqlite_cannot_create_its_file(tmp_path):
+    from twisted.internet import reactor
+    from twisted.internet.task import Clock
+    from twisted.logger import formatEvent, globalLogPublisher
+
+    from component.store import Store
+    from component.store_sql import SQLiteBackend
+
+    said = []
+    globalLogPublisher.addObserver(said.append)
+    store = Store(SQLiteBackend(tmp_path / "gone" / "store.sqlite3", reactor), Clock())
+    try:
+        store.start()
+    finally:
+        globalLogPublisher.removeObserver(said.append)
+        store.close()
+    lines = [formatEvent(event) for event in said]
+    assert f"Handlers' state is kept in SQLite {tmp_path}/gone/store.sqlite3" in lines
+    assert any(f"its directory {tmp_path}/gone does not exist; set [store] url" in line for line in lines), lines
