@@ -7,15 +7,13 @@ across stop() and start(), and leaves no process behind when it stops.
 from __future__ import annotations
 
 import os
-import select
-import time
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 
 from private_servers.postgresql import PostgreSQLCluster, PostgreSQLNotInstalled, find_pg_ctl
-from tests.integration.test_servers import descendants, listening
+from tests.integration.test_servers import assert_all_exit, descendants, listening
 
 pytestmark = pytest.mark.integration
 
@@ -82,22 +80,9 @@ def test_stop_leaves_no_postgresql_process_running(cluster: PostgreSQLCluster):
     # pidfds name these very processes, so a pid reused later cannot pass for one of them.
     processes = {pid: os.pidfd_open(pid) for pid in [cluster.pid, *descendants(cluster.pid)]}
     assert len(processes) > 1, "the server ran no background process: this test would check little"
-    try:
-        cluster.stop()
-        assert cluster.pid is None
-        poller = select.poll()
-        for descriptor in processes.values():
-            poller.register(descriptor, select.POLLIN)  # readable once that process has exited
-        deadline = time.monotonic() + STOP_TIMEOUT
-        running = set(processes.values())
-        while running and time.monotonic() < deadline:
-            for descriptor, _ in poller.poll((deadline - time.monotonic()) * 1000):
-                poller.unregister(descriptor)
-                running.discard(descriptor)
-        assert not running, f"still running: {[pid for pid, fd in processes.items() if fd in running]}"
-    finally:
-        for descriptor in processes.values():
-            os.close(descriptor)
+    cluster.stop()
+    assert cluster.pid is None
+    assert_all_exit(processes, STOP_TIMEOUT)
 
 
 def test_without_postgresql_installed_the_error_says_so_in_one_line(tmp_path):

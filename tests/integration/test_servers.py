@@ -79,6 +79,24 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def assert_all_exit(processes: dict[int, int], timeout: float) -> None:
+    """Wait until every process (pid -> its pidfd) has exited, failing after ``timeout``; close the pidfds."""
+    try:
+        poller = select.poll()
+        for descriptor in processes.values():
+            poller.register(descriptor, select.POLLIN)  # readable once that process has exited
+        deadline = time.monotonic() + timeout
+        running = set(processes.values())
+        while running and time.monotonic() < deadline:
+            for descriptor, _ in poller.poll((deadline - time.monotonic()) * 1000):
+                poller.unregister(descriptor)
+                running.discard(descriptor)
+        assert not running, f"still running: {[pid for pid, fd in processes.items() if fd in running]}"
+    finally:
+        for descriptor in processes.values():
+            os.close(descriptor)
+
+
 def test_stopping_ejabberd_also_ends_the_programs_its_vm_ran(tmp_path):
     """The VM's helpers (erl_child_setup, memsup, ...) run in sessions of their own, out of reach
     of a signal to its process group; stop() must not leave them behind."""
@@ -88,17 +106,4 @@ def test_stopping_ejabberd_also_ends_the_programs_its_vm_ran(tmp_path):
         # pidfds name these very processes, so a pid reused later cannot pass for one of them.
         helpers = {pid: os.pidfd_open(pid) for pid in descendants(server.pid)}
         assert helpers, "the VM ran no helper program: this test would check nothing"
-    try:
-        poller = select.poll()
-        for descriptor in helpers.values():
-            poller.register(descriptor, select.POLLIN)  # readable once that process has exited
-        deadline = time.monotonic() + STOP_TIMEOUT
-        running = set(helpers.values())
-        while running and time.monotonic() < deadline:
-            for descriptor, _ in poller.poll((deadline - time.monotonic()) * 1000):
-                poller.unregister(descriptor)
-                running.discard(descriptor)
-        assert not running, f"still running: {[pid for pid, fd in helpers.items() if fd in running]}"
-    finally:
-        for descriptor in helpers.values():
-            os.close(descriptor)
+    assert_all_exit(helpers, STOP_TIMEOUT)
