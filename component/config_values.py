@@ -272,7 +272,8 @@ def _store_url(place: Place, url: str) -> str:
         except Exception as e:  # noqa: BLE001 - psycopg's own words say what is wrong with the URL
             raise place.error(f"not a valid PostgreSQL URL: {' '.join(str(e).split())}") from None
         return url
-    raise place.error(f'expected "sqlite:///PATH" or "postgresql://...", got {url!r}')
+    # Only the scheme is repeated: the rest may hold a password.
+    raise place.error(f'expected "sqlite:///PATH" or "postgresql://...", got a URL starting {scheme + separator!r}')
 
 
 TEXT = Value("a string", str)

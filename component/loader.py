@@ -32,6 +32,7 @@ from component.importer import HelperConflict, find_helpers, fresh_imports, modu
 from component.options import DeclarationError, OptionError, check_options, declared_options
 from component.outcome import settle
 from component.registry import RegistrationConflict, Registry
+from component.store import StoreUnavailable
 
 MODULE_PREFIX = "iqresponder_handlers."
 DEFAULT_TEARDOWN_TIMEOUT = 10.0  # seconds; the component passes its shutdown_grace
@@ -209,6 +210,14 @@ def teardown_handlers(
 
 
 def _teardown_failed(failure: Failure, handler: HandlerModule, timeout: float) -> None:
+    if failure.check(StoreUnavailable):  # the store logged its outage already; no traceback for an outage
+        log.warn(
+            "teardown() of handler module {name} ({path}) could not reach the store: {reason}",
+            name=handler.name,
+            path=str(handler.path),
+            reason=failure.value.reason,
+        )
+        return
     if failure.check(DeadlineExceeded):
         log.error(
             "teardown() of handler module {name} ({path}) did not finish within {timeout:g} s",

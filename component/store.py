@@ -8,8 +8,8 @@ tuple comes back as a list); ``None`` stands for "absent" everywhere, so it
 cannot be stored. A value the store has confirmed (the Deferred fired) is on
 disk: a reply sent after ``await store.set(...)`` survives a crash.
 
-The backends: ``MemoryStore`` here (the test kit's, and a component built
-without a configuration file), SQLite and PostgreSQL in component/store_sql.py.
+The backends: ``MemoryStore`` here (the test kit's), SQLite and PostgreSQL in
+component/store_sql.py.
 They are held to one behaviour by tests that run the same cases on all three
 (tests/integration/test_store_backends.py).
 
@@ -28,7 +28,8 @@ from typing import Any
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from component.errors import StanzaError
@@ -210,9 +211,14 @@ class Store:
             )
         connect = getattr(self.backend, "connect", None)
         if connect is not None:
-            connect().addErrback(lambda failure: failure.trap(StoreUnavailable))
+            connect().addErrback(self._not_connected)
         if not self._purge.running:
             self._purge.start(self._purge_interval, now=False)
+
+    def _not_connected(self, failure: Failure) -> None:
+        """The backend logged an unavailable store already; anything else is worth its traceback, once."""
+        if not failure.check(StoreUnavailable):
+            self.log.failure("The store could not be reached at start", failure, level=LogLevel.error)
 
     def _purge_expired(self) -> Deferred:
         d = self.backend.purge(self.clock.seconds())

@@ -26,6 +26,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ from twisted.python.threadpool import ThreadPool
 from component.store import StoreUnavailable
 
 TABLE = "iqresponder_store"
+DEADLINE_MARGIN = 0.5
+"""Seconds beyond twice the timeout before the component stops waiting for an operation (see ``_in_thread``)."""
 
 # Every statement below, written with ? placeholders (PostgreSQL's backend turns them into %s).
 _LIVE = "(expires IS NULL OR expires > ?)"
@@ -145,21 +148,50 @@ class SQLBackend:
         if self._closed:
             return fail(StoreUnavailable("the store is closed"))
         if self._shutdown_trigger is None:
+            if not self._reactor.running:
+                # A module's setup() runs before the reactor does, and before twistd forks into the
+                # background, which would leave threads started now behind in the parent: wait for it.
+                running = Deferred()
+                self._reactor.callWhenRunning(running.callback, None)
+                return running.addCallback(lambda _: self._run(operation, statement, parameters))
             self._threads.start()
             self._shutdown_trigger = self._reactor.addSystemEventTrigger("during", "shutdown", self._stop)
         statement = statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
-        d = deferToThreadPool(self._reactor, self._threads, self._in_thread, operation, statement, parameters)
-        d.addTimeout(self.timeout, self._reactor)
+        submitted = time.monotonic()
+        d = deferToThreadPool(
+            self._reactor, self._threads, self._in_thread, operation, statement, parameters, submitted
+        )
+        d.addTimeout(self.deadline, self._reactor)
         return d.addCallbacks(self._answered, self._failed)
 
-    def _in_thread(self, operation: Callable[..., Any], statement: str, parameters: tuple) -> Any:
+    @property
+    def deadline(self) -> float:
+        """When the component stops waiting for an operation: the backstop for what the database cannot see.
+
+        An operation waits in the queue for a thread, then for a connection (at
+        most ``timeout``), then runs; the database gives its statement up after
+        ``timeout`` itself. ``_in_thread`` skips an operation that has waited so
+        long it could not finish by the deadline, so an operation reported as
+        failed did not happen, unless the network died under it.
+        """
+        return 2 * self.timeout + DEADLINE_MARGIN
+
+    def _in_thread(self, operation: Callable[..., Any], statement: str, parameters: tuple, submitted: float) -> Any:
+        if self._closed:  # queued before close(): skipped, so that closing waits only for what is running
+            raise StoreUnavailable("the store is closed")
+        left = self.deadline - DEADLINE_MARGIN - (time.monotonic() - submitted) - self.timeout
+        if left <= 0:
+            raise StoreUnavailable(f"no thread free within {self.timeout:g} s")
         try:
             if not self._opened:
                 with self._open_lock:
                     if not self._opened:
                         self._open()
                         self._opened = True
-            return operation(statement, parameters)
+            return operation(statement, parameters, min(left, self.timeout))
+        except self.reopen_on as e:
+            self._opened = False  # the table went away: the next call makes it again
+            raise StoreUnavailable(self._reason(e)) from None
         except self.unavailable as e:
             raise StoreUnavailable(self._reason(e)) from None
 
@@ -171,7 +203,7 @@ class SQLBackend:
 
     def _failed(self, failure: Failure) -> Failure:
         if failure.check(DeadlineExceeded, CancelledError):
-            failure = Failure(StoreUnavailable(f"no answer within {self.timeout:g} s"))
+            failure = Failure(StoreUnavailable(f"no answer within {self.deadline:g} s"))
         if failure.check(StoreUnavailable) and self.available:
             self.available = False
             self.log.warn(
@@ -182,13 +214,13 @@ class SQLBackend:
             )
         return failure
 
-    @staticmethod
-    def _reason(error: Exception) -> str:
+    def _reason(self, error: Exception) -> str:
         return " ".join(str(error).split()) or type(error).__name__
 
     # What each backend provides (called in a pool thread).
 
     unavailable: tuple[type[Exception], ...] = ()
+    reopen_on: tuple[type[Exception], ...] = ()
 
     def _open(self) -> None:
         raise NotImplementedError
@@ -196,13 +228,15 @@ class SQLBackend:
     def _disconnect(self) -> None:
         raise NotImplementedError
 
-    def _fetch_one(self, statement: str, parameters: tuple) -> bytes | None:
+    # Each runs ``statement``, waiting at most ``wait`` seconds for a connection.
+
+    def _fetch_one(self, statement: str, parameters: tuple, wait: float) -> bytes | None:
         raise NotImplementedError
 
-    def _fetch_all(self, statement: str, parameters: tuple) -> list[tuple]:
+    def _fetch_all(self, statement: str, parameters: tuple, wait: float) -> list[tuple]:
         raise NotImplementedError
 
-    def _change(self, statement: str, parameters: tuple) -> int:
+    def _change(self, statement: str, parameters: tuple, wait: float) -> int:
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -266,14 +300,14 @@ class SQLiteBackend(SQLBackend):
             self._connection = None
         self._opened = False
 
-    def _fetch_one(self, statement: str, parameters: tuple) -> bytes | None:
+    def _fetch_one(self, statement: str, parameters: tuple, wait: float) -> bytes | None:
         row = self._connection.execute(statement, parameters).fetchone()
         return None if row is None else row[0]
 
-    def _fetch_all(self, statement: str, parameters: tuple) -> list[tuple]:
+    def _fetch_all(self, statement: str, parameters: tuple, wait: float) -> list[tuple]:
         return self._connection.execute(statement, parameters).fetchall()
 
-    def _change(self, statement: str, parameters: tuple) -> int:
+    def _change(self, statement: str, parameters: tuple, wait: float) -> int:
         return self._connection.execute(statement, parameters).rowcount
 
 
@@ -288,7 +322,14 @@ SCHEMA_LOCK = 0x69717273  # the advisory lock that lets one of several instances
 
 
 class PostgreSQLBackend(SQLBackend):
-    """A pool of ``connections`` connections (and as many threads) to one database, shared by every instance."""
+    """A pool of ``connections`` connections (and as many threads) to one database, shared by every instance.
+
+    Each connection gives a statement up after the store's timeout, also while
+    it waits for a row another session holds (``statement_timeout``,
+    ``lock_timeout``). The table is made on first use when it is missing; a
+    user without the right to make it can use one its owner made (README,
+    "State for handlers").
+    """
 
     placeholder = "%s"
 
@@ -304,19 +345,26 @@ class PostgreSQLBackend(SQLBackend):
         where = conninfo_to_dict(url)
         host, port, name = where.get("host", "localhost"), where.get("port", "5432"), where.get("dbname", "")
         super().__init__(reactor, timeout, threads=connections, description=f"PostgreSQL {host}:{port}/{name}")
+        self._psycopg = psycopg
+        self._url = url
         self.unavailable = (
             psycopg.OperationalError,
             psycopg.InterfaceError,
             psycopg.InternalError,
+            psycopg.errors.InsufficientPrivilege,
             psycopg_pool.PoolTimeout,
         )
+        self.reopen_on = (psycopg.errors.UndefinedTable,)
+        self._pool_timeout = psycopg_pool.PoolTimeout
+        self._connect_timeout = max(1, round(timeout))
         self._connections = psycopg_pool.ConnectionPool(
             url,
             min_size=1,
             max_size=connections,
             open=False,
             timeout=timeout,
-            kwargs={"autocommit": True, "connect_timeout": max(1, round(timeout))},
+            kwargs={"autocommit": True, "connect_timeout": self._connect_timeout},
+            configure=self._configure,
             check=psycopg_pool.ConnectionPool.check_connection,
             # A connection attempt given up after this many seconds is started again by the next caller:
             # the store comes back within seconds of the database, not after a long backoff.
@@ -324,30 +372,57 @@ class PostgreSQLBackend(SQLBackend):
             name="iqresponder-store",
         )
 
+    def _configure(self, connection: Any) -> None:
+        milliseconds = str(round(self.timeout * 1000))
+        connection.execute(
+            "SELECT set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false)",
+            (milliseconds, milliseconds),
+        )
+
     def connect(self) -> Deferred:
         """Reach the database now (creating the table if needed), rather than at the first request."""
-        return self._run(lambda statement, parameters: None, "", ())
+        return self._run(lambda statement, parameters, wait: None, "", ())
 
     def _open(self) -> None:
+        """Make the table if it is missing, on a connection of its own: its failure says why (a password, a right)."""
+        psycopg = self._psycopg
+        with psycopg.connect(self._url, autocommit=True, connect_timeout=self._connect_timeout) as connection:
+            self._configure(connection)
+            if connection.execute("SELECT to_regclass(%s)", (TABLE,)).fetchone()[0] is None:
+                try:
+                    with connection.transaction():
+                        connection.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+                        for statement in POSTGRESQL_SCHEMA:
+                            connection.execute(statement)
+                except psycopg.errors.InsufficientPrivilege as e:
+                    raise StoreUnavailable(
+                        f"the table {TABLE} is missing and this user may not create it ({self._reason(e)}); "
+                        "create it as the database's owner (README, State for handlers)"
+                    ) from None
         self._connections.open(wait=False)
-        with self._connections.connection() as connection, connection.transaction():
-            connection.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-            for statement in POSTGRESQL_SCHEMA:
-                connection.execute(statement)
+
+    def _reason(self, error: Exception) -> str:
+        """What went wrong; for a pool that could lend no connection, what a connection attempt says now."""
+        if isinstance(error, self._pool_timeout) and self.available:
+            try:
+                self._psycopg.connect(self._url, connect_timeout=self._connect_timeout).close()
+            except self._psycopg.Error as e:
+                error = e
+        return super()._reason(error)
 
     def _disconnect(self) -> None:
         self._connections.close(timeout=self.timeout)
         self._opened = False
 
-    def _fetch_one(self, statement: str, parameters: tuple) -> bytes | None:
-        with self._connections.connection() as connection:
+    def _fetch_one(self, statement: str, parameters: tuple, wait: float) -> bytes | None:
+        with self._connections.connection(wait) as connection:
             row = connection.execute(statement, parameters).fetchone()
         return None if row is None else row[0]
 
-    def _fetch_all(self, statement: str, parameters: tuple) -> list[tuple]:
-        with self._connections.connection() as connection:
+    def _fetch_all(self, statement: str, parameters: tuple, wait: float) -> list[tuple]:
+        with self._connections.connection(wait) as connection:
             return connection.execute(statement, parameters).fetchall()
 
-    def _change(self, statement: str, parameters: tuple) -> int:
-        with self._connections.connection() as connection:
+    def _change(self, statement: str, parameters: tuple, wait: float) -> int:
+        with self._connections.connection(wait) as connection:
             return connection.execute(statement, parameters).rowcount

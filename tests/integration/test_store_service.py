@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from private_servers.base import free_port
@@ -179,4 +180,52 @@ def test_a_database_that_cannot_be_reached_at_start_is_one_warning_and_the_rest_
         assert component.failures() == []
     finally:
         client.close()
+        component.stop()
+
+
+def readme_table_sql() -> str:
+    """The SQL the README gives an owner to create the store's table for a user with fewer rights."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    return readme.split("```sql\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.servers("prosody-tcp")
+def test_a_user_who_may_not_create_the_table_gets_one_warning_then_works_once_the_owner_runs_the_readmes_sql(
+    tmp_path, server, secret_file, handler_directory, postgresql_cluster
+):
+    owner_url = postgresql_cluster.new_database()
+    with psycopg.connect(owner_url, autocommit=True) as owner:
+        owner.execute("DO $$ BEGIN CREATE ROLE iqresponder LOGIN; EXCEPTION WHEN duplicate_object THEN END $$")
+    limited_url = owner_url.replace("postgres@", "iqresponder@")
+    config = component_config(tmp_path, server, secret_file, handler_directory, f'url = "{limited_url}"\ntimeout = 1')
+    client = XmppClient(f"{USER}@localhost/limited", PASSWORD, server.c2s_port)
+    component = ComponentProcess(config)
+    try:
+        component.wait_for_log(f"Authenticated as {SHARED}")
+        component.wait_for_log("the table iqresponder_store is missing and this user may not create it")
+        assert error_of(client.iq(item_set("k", "v"), type="set", timeout=5)) == ("wait", "internal-server-error")
+        assert component.failures() == []
+
+        with psycopg.connect(owner_url, autocommit=True) as owner:
+            owner.execute(readme_table_sql())
+        assert client.iq(item_set("k", "v"), type="set").get("type") == "result"
+        assert value_of(client.iq(item_get("k"))) == "v"
+        assert component.log().count("The store is unavailable") == 1
+        assert component.failures() == []
+    finally:
+        client.close()
+        component.stop()
+
+
+@pytest.mark.servers("prosody-tcp")
+def test_a_missing_database_is_named_in_the_warning(
+    tmp_path, server, secret_file, handler_directory, postgresql_cluster
+):
+    url = postgresql_cluster.url("no_such_database")
+    config = component_config(tmp_path, server, secret_file, handler_directory, f'url = "{url}"\ntimeout = 1')
+    component = ComponentProcess(config)
+    try:
+        component.wait_for_log('database "no_such_database" does not exist')
+        assert component.failures() == []
+    finally:
         component.stop()

@@ -128,7 +128,11 @@ def test_a_postgresql_url_is_kept_as_given(tmp_path):
 @pytest.mark.parametrize(
     ("store", "problem"),
     [
-        ('url = "mysql://db/x"', 'store.url: expected "sqlite:///PATH" or "postgresql://...", got \'mysql://db/x\''),
+        (
+            'url = "mysql://db/x"',
+            'store.url: expected "sqlite:///PATH" or "postgresql://...", got a URL starting \'mysql://\'',
+        ),
+        ('url = "postgresql+psycopg://u:hunter2@h/db"', "got a URL starting 'postgresql+psycopg://'"),
         ('url = "sqlite://relative.db"', "store.url: expected sqlite:///PATH (three slashes, then the file)"),
         ('url = "sqlite:///missing/store.db"', "store.url: the directory"),
         ('url = "sqlite:///."', "is a directory, not a database file"),
@@ -145,6 +149,7 @@ def test_a_misfit_store_setting_is_one_line_naming_the_file_and_key(tmp_path, st
         load(path, environ={})
     message = str(raised.value)
     assert message.startswith(f"{path}: store.") and problem in message and "\n" not in message
+    assert "hunter2" not in message
 
 
 def test_at_start_the_component_says_where_state_is_kept_and_warns_when_sqlite_cannot_create_its_file(tmp_path):
