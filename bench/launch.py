@@ -25,13 +25,25 @@ def extra_handlers_module(count: int, advertised: bool = False) -> str:
 
 
 def write_config(
-    work: Path, port: int, secret: str, jid: str = "iq.localhost", extra_handlers: int = 0, advertised: bool = False
+    work: Path,
+    port: int,
+    secret: str,
+    jid: str = "iq.localhost",
+    extra_handlers: int = 0,
+    advertised: bool = False,
+    store_url: str | None = None,
 ) -> Path:
-    """A configuration in ``work``: bundled handlers, the echo handler, and ``extra_handlers`` more."""
+    """A configuration in ``work``: bundled handlers, the echo handler, and ``extra_handlers`` more.
+
+    With a ``store_url``, also the store-backed example (examples/handlers/custom_xep.py) and
+    ``[store] url``; without, the configuration is what it was before the store existed.
+    """
     work.mkdir(parents=True, exist_ok=True)
     (work / "secret.txt").write_text(secret)
     (work / "secret.txt").chmod(0o600)
     directories = [ROOT / "handlers", ROOT / "bench" / "handlers"]
+    if store_url is not None:
+        directories.append(ROOT / "examples" / "handlers")
     if extra_handlers:
         (work / "extra").mkdir(exist_ok=True)
         (work / "extra" / "extra_responders.py").write_text(extra_handlers_module(extra_handlers, advertised))
@@ -53,6 +65,9 @@ sender_rate = 1e9
 sender_burst = 1000000000
 """
     )
+    if store_url is not None:
+        with config.open("a") as file:
+            file.write(f'\n[store]\nurl = "{store_url}"\n')
     return config
 
 

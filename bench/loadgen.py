@@ -1,7 +1,7 @@
 """The server side of XEP-0114, as a load generator for one component process.
 
 It listens on 127.0.0.1, accepts the component's stream, checks its handshake,
-then sends Iq gets and times the replies. Two ways to load it:
+then sends Iq requests (gets, and sets for the store's kinds) and times the replies. Two ways to load it:
 
 - closed loop (``window``): at most ``window`` requests outstanding, a new one
   sent for each reply, for throughput and CPU per request;
@@ -36,10 +36,15 @@ ERROR_TYPE = re.compile(rb"""\stype=['"]error['"]""")
 
 @dataclass(frozen=True)
 class Kind:
-    """One kind of request: its payload and what a correct reply holds."""
+    """One kind of request: its payload, what a correct reply holds, and its Iq type.
+
+    A payload with ``%d`` in it has ``numbers``: what fills them in request n.
+    """
 
     payload: str
     check: Callable[[ElementTree.Element], str | None]
+    type: str = "get"
+    numbers: Callable[[int], tuple[int, ...]] | None = None
 
 
 def _result_with(tag: str) -> Callable[[ElementTree.Element], str | None]:
@@ -82,6 +87,36 @@ def _built(namespace: str) -> Callable[[ElementTree.Element], str | None]:
     return check
 
 
+KEYS = 256
+"""Keys of the store kinds: more than a window's worth, so concurrent requests write different keys, and few
+enough that a few hundred sets write every one (a store-get run reads keys a store-set run wrote)."""
+STORED_VALUE = "value-%d"
+"""What store-set request n stores: a new value each time, since SQLite skips writing a row that does not change."""
+STORED = re.compile(STORED_VALUE.replace("%d", r"\d+"))
+
+
+def _key(n: int) -> tuple[int, ...]:
+    return (n % KEYS,)
+
+
+def _key_and_value(n: int) -> tuple[int, ...]:
+    return (n % KEYS, n)
+
+
+def _stored_item(reply):
+    item = reply.find("{custom-xep}query/{custom-xep}item")
+    if reply.get("type") != "result" or item is None or not STORED.fullmatch(item.text or ""):
+        return "expected an item a store-set wrote, back from the store"
+    return None
+
+
+def _counted(reply):
+    counted = reply.find("{custom-xep}count")
+    if reply.get("type") != "result" or counted is None or not counted.get("value", "").isdigit():
+        return "expected <count value='N'/>"
+    return None
+
+
 def _unavailable(reply):
     error = reply.find(f"{{{NS_COMPONENT}}}error")
     if reply.get("type") != "error" or error is None:
@@ -106,6 +141,12 @@ KINDS = {
     "build-typed": Kind(
         "<build xmlns='urn:example:build-typed' n='7'>payload-0123</build>", _built("urn:example:build-typed")
     ),
+    # examples/handlers/custom_xep.py with a [store]: set, get and a compare-and-set counter, one of KEYS keys each.
+    "store-set": Kind(
+        f"<query xmlns='custom-xep'><item key='k%d'>{STORED_VALUE}</item></query>", _empty_result, "set", _key_and_value
+    ),
+    "store-get": Kind("<query xmlns='custom-xep'><item key='k%d'/></query>", _stored_item, "get", _key),
+    "store-count": Kind("<count xmlns='custom-xep' key='c%d'/>", _counted, "set", _key),
 }
 
 
@@ -203,14 +244,14 @@ class ComponentLink(asyncio.Protocol):
         if not self.lost.done():
             self.lost.set_result(None)
 
-    def request_template(self, payload: str, senders: int = 1) -> str:
+    def request_template(self, payload: str, senders: int = 1, type: str = "get") -> str:
         """A request as the server would route it from a client, with ``%d`` for the id number.
 
         With several ``senders``, two more ``%d`` for the sender's number: request n comes
         from ``user<k>@localhost/r<k>``, k = n mod senders, as ../shared/bench does.
         """
         sender = CLIENT if senders <= 1 else "user%d@localhost/r%d"
-        return f"<iq type='get' id='b%d' from='{sender}' to='{self.jid}'>{payload}</iq>"
+        return f"<iq type='{type}' id='b%d' from='{sender}' to='{self.jid}'>{payload}</iq>"
 
     def close_stream(self) -> None:
         if not self.transport.is_closing():
@@ -277,7 +318,7 @@ async def run(
     """
     kind = KINDS[kind_name]
     report = Report(kind_name)
-    template = link.request_template(kind.payload, senders)
+    template = link.request_template(kind.payload, senders, kind.type)
     first_id = link.next_id
     total = requests
     sent_at: dict[int, float] = {}
@@ -290,10 +331,10 @@ async def run(
         count = min(count, first_id + total - next_id)
         if count <= 0:
             return
-        if senders <= 1:
+        if senders <= 1 and kind.numbers is None:
             link.transport.write("".join(template % (next_id + i) for i in range(count)).encode())
         else:
-            numbers = [(n, n % senders, n % senders) for n in range(next_id, next_id + count)]
+            numbers = [_numbers(n, senders, kind.numbers) for n in range(next_id, next_id + count)]
             link.transport.write("".join(template % number for number in numbers).encode())
         for i in range(count):
             sent_at[next_id + i] = now
@@ -356,6 +397,11 @@ async def run(
         report.component_cpu_seconds = sampler.cpu_seconds() - cpu_before
         report.peak_rss_kib = sampler.peak_rss_kib()
     return report
+
+
+def _numbers(n: int, senders: int, payload: Callable[[int], tuple[int, ...]] | None) -> tuple[int, ...]:
+    """What fills request n's template: its id, its sender's number twice (several senders), its payload's numbers."""
+    return (n,) + ((n % senders, n % senders) if senders > 1 else ()) + (payload(n) if payload else ())
 
 
 def _split_partial_tag(data: bytes) -> tuple[bytes, bytes]:

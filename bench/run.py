@@ -4,6 +4,9 @@ Every run starts the component as users do (twistd and a configuration file)
 and plays the server side of XEP-0114 against it (bench/loadgen.py), or goes
 end to end through the private Prosody (or ejabberd, with one and with three
 component processes under the same name) with several client connections.
+The store's section (bench/store.py) does the same with a ``[store]`` on
+SQLite and on a private PostgreSQL; the baseline section (bench/baseline.py)
+runs the kinds and dispatch sections of this tree and of an earlier commit.
 Nothing here is a timed test: `make test` only runs `--smoke`, which checks
 every reply of a few hundred requests.
 """
@@ -23,19 +26,28 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))  # private_servers
 
+import baseline
 import c2s
 import launch
 import loadgen
+import store
 from procstat import ProcessSampler
 
 SECRET = "bench-secret"
 KINDS = ["disco-info", "ping", "version", "custom", "unknown"]
 
 
-async def with_component(work: Path, body, extra_handlers: int = 0, advertised: bool = False):
-    """Start a component against a fresh load generator, run ``body(link, sampler)``, stop it."""
+async def with_component(
+    work: Path, body, extra_handlers: int = 0, advertised: bool = False, store_url: str | None = None
+):
+    """Start a component against a fresh load generator, run ``body(link, sampler)``, stop it.
+
+    With a ``store_url``, the component also loads the store-backed example handler and keeps its values there.
+    """
     server, port, connected = await loadgen.listen(SECRET, "iq.localhost")
-    config = launch.write_config(work, port, SECRET, extra_handlers=extra_handlers, advertised=advertised)
+    config = launch.write_config(
+        work, port, SECRET, extra_handlers=extra_handlers, advertised=advertised, store_url=store_url
+    )
     process = launch.start(config, work / "component.log")
     try:
         link = await asyncio.wait_for(connected, 30)
@@ -64,13 +76,16 @@ async def closed_loop(
 
 
 async def smoke(work: Path, requests: int) -> list[dict]:
-    """Check every reply of ``requests`` requests of each kind; the suite runs this."""
+    """Check every reply of ``requests`` requests of each kind; the suite runs this.
+
+    The store's kinds run on a SQLite store (the store-set run writes every key the store-get run reads).
+    """
 
     async def body(link, sampler):
-        kinds = [*KINDS, "build-raw", "build-typed"]
+        kinds = [*KINDS, "build-raw", "build-typed", *store.STORE_KINDS]
         return [(await loadgen.run(link, kind, requests, window=16, check=True)).as_dict() for kind in kinds]
 
-    return await with_component(work, body)
+    return await with_component(work, body, store_url=f"sqlite:///{work / 'store.sqlite3'}")
 
 
 async def latency(work: Path, kind: str, rate: float, seconds: float) -> dict:
@@ -262,6 +277,10 @@ async def main(args: argparse.Namespace) -> int:
         out["latency"]["max_rate_measured"] = round(peak)
     if "leak" in args.sections:
         out["leak"] = await leak(work(), "disco-info", args.leak_requests, args.leak_requests // 10, args.window)
+    if "store" in args.sections:
+        out["store"] = await store.section(args, work, with_component, median_report)
+    if "baseline" in args.sections:
+        out["baseline"] = await baseline.section(args)
     if "e2e" in args.sections:
         out["e2e"] = [await end_to_end(work(), kind, args.clients, args.e2e_requests, args.window) for kind in KINDS]
     if "scaleout" in args.sections:
@@ -281,9 +300,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="iqresponder's benchmark")
     parser.add_argument(
         "--sections",
-        default="kinds,dispatch,latency,leak,population,payload,tracker,e2e,scaleout",
+        default="kinds,dispatch,latency,leak,population,payload,tracker,store,baseline,e2e,scaleout",
         type=lambda text: set(text.split(",")),
-        help="which parts to run: kinds, dispatch, latency, leak, population, payload, tracker, e2e, scaleout (default: all)",
+        help="which parts to run: kinds, dispatch, latency, leak, population, payload, tracker, store, baseline, "
+        "e2e, scaleout (default: all)",
     )
     parser.add_argument("--senders", type=int, default=100_000, help="distinct senders in the population section")
     parser.add_argument("--requests", type=int, default=150_000, help="measured requests per closed-loop run")
@@ -293,6 +313,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--leak-requests", type=int, default=1_000_000)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--e2e-requests", type=int, default=40_000)
+    parser.add_argument("--store-requests", type=int, default=10_000, help="measured requests per store-backed run")
+    parser.add_argument(
+        "--baseline-commit",
+        default=baseline.COMMIT,
+        help=f"the commit the baseline section compares this tree with (default: {baseline.COMMIT}, before the store)",
+    )
     parser.add_argument(
         "--smoke", type=int, default=0, metavar="N", help="only check every reply of N requests per kind"
     )

@@ -1,5 +1,7 @@
 """The benchmark's smoke run: a few hundred requests of every kind, every reply checked.
 
+The store's kinds (bench/store.py) run on a SQLite store there; every get reads a value a set wrote.
+
 Figures are not asserted here (speed lives in `make bench`); correctness is.
 """
 
@@ -28,6 +30,7 @@ def test_every_reply_of_every_benchmark_kind_is_right():
     assert [report["kind"] for report in reports] == [
         *("disco-info", "ping", "version", "custom", "unknown"),
         *("build-raw", "build-typed"),
+        *("store-set", "store-get", "store-count"),
     ]
     for report in reports:
         assert (report["requests"], report["replies"], report["failures"]) == (300, 300, [])
