@@ -78,11 +78,11 @@ class ClientLink(asyncio.Protocol):
         if not self.lost.done():
             self.lost.set_result(None)
 
-    def request_template(self, payload: str, senders: int = 1) -> str:
-        """A request from this client, with ``%d`` for the id number; a client is one sender."""
+    def request_template(self, payload: str, senders: int = 1, type: str = "get") -> str:
+        """A request of ``type`` from this client, with ``%d`` for the id number; a client is one sender."""
         if senders != 1:
             raise ValueError("a client connection sends as one user; use the load generator for a population")
-        return f"<iq type='get' id='b%d' to='{self.jid}'>{payload}</iq>"
+        return f"<iq type='{type}' id='b%d' to='{self.jid}'>{payload}</iq>"
 
     def close_stream(self) -> None:
         if not self.transport.is_closing():
