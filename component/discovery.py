@@ -287,7 +287,7 @@ def info_element(info: DiscoInfo, node: str | None = None) -> domish.Element:
     for feature in info.features:
         query.addElement("feature")["var"] = feature
     for form in info.forms:
-        query.addChild(form.to_element())
+        query.addChild(form.to_element("result"))  # XEP-0128: extended information is a result form
     return query
 
 
