@@ -12,6 +12,10 @@ the store's failure, for a responder that answers it its own way (component/stor
 
     from component import StoreUnavailable
 
+ad-hoc commands (XEP-0050, component/commands.py) and their forms (component/dataforms.py)::
+
+    from component import command, Done, Last, Note, Session, Form
+
 and, to publish service discovery information from a module's ``setup()``::
 
     from component import DiscoInfo, Identity, Item, Form
@@ -19,6 +23,7 @@ and, to publish service discovery information from a module's ``setup()``::
 
 from importlib.metadata import PackageNotFoundError, version
 
+from component.commands import Done, Last, Note, Session, command
 from component.dataforms import Form
 from component.discovery import DiscoInfo, Identity, Item
 from component.errors import IqError, IqTimeout, NotConnected, StanzaError, XMPPError
@@ -37,15 +42,19 @@ except PackageNotFoundError:  # running from a checkout that was not installed
 __all__ = [
     "NO_TIMEOUT",
     "DiscoInfo",
+    "Done",
     "Form",
     "Identity",
     "IqError",
     "IqTimeout",
     "Item",
+    "Last",
     "NotConnected",
+    "Note",
     "Payload",
     "PayloadError",
     "Request",
+    "Session",
     "StanzaError",
     "StoreUnavailable",
     "XMPPError",
@@ -53,6 +62,7 @@ __all__ = [
     "child",
     "child_text",
     "children",
+    "command",
     "responder",
     "serialized",
     "text",

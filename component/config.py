@@ -24,7 +24,9 @@ from typing import Any
 
 from component.config_values import (
     ACCESS_RULES,
+    ADDRESSES,
     CLIENT_ENDPOINT,
+    COMMAND_ACCESS,
     COUNT,
     DIRECTORIES,
     FILE,
@@ -100,6 +102,10 @@ class Settings:
     metrics_endpoint: str | None = None
     log_requests: bool = False
     log_format: str = "text"
+    admins: tuple[str, ...] = ()
+    command_access: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    command_session_timeout: float = 600.0
+    command_sessions_per_sender: int = 10
     store_url: str | None = None
     """None: SQLite in ``DEFAULT_STORE_FILE`` beside the configuration file (``Settings.store_location``)."""
     store_timeout: float = 5.0
@@ -343,6 +349,37 @@ KEYS: tuple[Key, ...] = (
         "of bare JIDs, full JIDs or domains; any other sender gets `forbidden` (auth).",
         setting="access",
         shown="none: everyone may ask",
+    ),
+    Key(
+        "access.admins",
+        ADDRESSES,
+        [],
+        "The operators: bare JIDs (every resource), full JIDs or domains. They may list and run the ad-hoc commands "
+        'declared `access="admins"` (the default) or `"local"`.',
+        setting="admins",
+    ),
+    Key(
+        "access.commands",
+        COMMAND_ACCESS,
+        {},
+        "`[access.commands]` `NODE = [...]`: who may list and run that ad-hoc command, instead of its declaration: "
+        'JIDs, domains, `"admins"`, `"local"` (the server\'s own users) or `"everyone"`.',
+        setting="command_access",
+        shown="none: each command's declaration",
+    ),
+    Key(
+        "commands.session_timeout",
+        SECONDS,
+        600.0,
+        "An ad-hoc command session left this long without a next step expires (`session-expired`).",
+        setting="command_session_timeout",
+    ),
+    Key(
+        "commands.sessions_per_sender",
+        COUNT,
+        10,
+        "Open command sessions per sender (bare JID); a new one ends the oldest.",
+        setting="command_sessions_per_sender",
     ),
     Key(
         "metrics.endpoint",

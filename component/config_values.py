@@ -245,6 +245,37 @@ def _access_rules(place: Place, tables: list[Any]) -> tuple[AccessRule, ...]:
     return tuple(rules)
 
 
+def _addresses(place: Place, addresses: list[Any], words: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """JIDs and domains, prepared (``alice@Example.org`` reads as ``alice@example.org``), or one of ``words``."""
+    normalized = []
+    for index, address in enumerate(addresses):
+        entry = place.inside(f"[{index}]")
+        if not isinstance(address, str):
+            raise entry.error(f"expected a JID or domain, got {kind(address)}")
+        if address in words:
+            normalized.append(address)
+            continue
+        try:
+            normalized.append(parse_jid(address).full())
+        except InvalidFormat as e:
+            raise entry.error(f"not a valid JID or domain: {address!r} ({e})") from None
+    return tuple(normalized)
+
+
+def _command_access(place: Place, table: dict[str, Any]) -> Mapping[str, tuple[str, ...]]:
+    access = {}
+    for node, allowed in table.items():
+        entry = place.inside(f".{node}")
+        if isinstance(allowed, str):
+            allowed = [allowed]
+        if not isinstance(allowed, list):
+            raise entry.error(
+                f'expected an array of JIDs, domains, "admins", "local" or "everyone", got {kind(allowed)}'
+            )
+        access[node] = _addresses(entry, allowed, ("admins", "local", "everyone"))
+    return access
+
+
 def _store_url(place: Place, url: str) -> str:
     """``sqlite:///PATH`` (relative to the configuration file; ``sqlite:////abs/path``) or ``postgresql://...``.
 
@@ -289,5 +320,7 @@ TABLES_BY_NAME = Value("a table of tables", dict, _tables_by_name)
 IDENTITIES = Value("an array of tables", list, _identities)
 ITEMS = Value("an array of tables", list, _items)
 FORMS = Value("an array of tables", list, _forms)
+ADDRESSES = Value("an array of JIDs and domains", list, _addresses)
+COMMAND_ACCESS = Value("a table of arrays", dict, _command_access)
 STORE_URL = Value('a URL: "sqlite:///PATH" or "postgresql://USER@HOST/DATABASE"', str, _store_url)
 ACCESS_RULES = Value("an array of tables", list, _access_rules)

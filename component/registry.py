@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from component.commands import Command, declared_commands
 from component.payload import Payload
 
 IQ_REQUEST_TYPES = ("get", "set")
@@ -101,6 +102,8 @@ class Registry:
     """Every responder the component serves, and the disco features they declare."""
 
     def __init__(self) -> None:
+        self.commands: dict[str, Command] = {}
+        """The ad-hoc commands modules declared (component/commands.py), by node."""
         self._routes: dict[tuple[str, str], _ByElement] = {}
         self._namespaces: set[str] = set()
         self._features: set[str] = set()
@@ -128,7 +131,18 @@ class Registry:
             self._features.add(declaration.namespace)
 
     def collect(self, module: ModuleType, origin: str, component: Any = None) -> list[Responder]:
-        """Register every ``@responder`` defined in ``module`` (not those it imports), answering with ``component``."""
+        """Register every ``@responder`` and ``@command`` defined in ``module`` (not those it imports).
+
+        Their requests see ``component``, the module's face.
+        """
+        for declared in declared_commands(module):
+            existing = self.commands.get(declared.node)
+            if existing is not None:
+                raise RegistrationConflict(
+                    f"the command {declared.node!r} is declared by both {existing.origin} and {origin}"
+                )
+            declared.origin, declared.component = origin, component
+            self.commands[declared.node] = declared
         added = []
         for function in _marked(vars(module).values(), module.__name__):
             for declaration in getattr(function, _MARK):

@@ -19,6 +19,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.words.xish import domish
 
+from component.commands import NS_COMMANDS, SESSIONS, CommandAccess, CommandServer
 from component.config import ConfigError, Overrides, Settings, load
 from component.discovery import Discovery
 from component.facade import ComponentFacade
@@ -26,7 +27,7 @@ from component.link import Link
 from component.loader import HandlerLoadError, HandlerModule, load_handlers, teardown_handlers
 from component.metrics import Metrics, NoMetrics, metrics_service
 from component.policy import AccessControl
-from component.registry import Registry
+from component.registry import Declaration, RegistrationConflict, Registry
 from component.router import Router
 from component.store import Store, open_backend
 from component.stream import ComponentStream
@@ -173,7 +174,30 @@ class Component(MultiService):
             self.settings.shutdown_grace,
             config_path=self.settings.path,
         )
+        try:
+            self._serve_commands()
+        except RegistrationConflict as e:
+            teardown_handlers(self.modules, self.facade, self._reactor, self.settings.shutdown_grace)
+            raise HandlerLoadError(f"{e}: a module answers {NS_COMMANDS} itself and also declares commands") from None
         return self.modules
+
+    def _serve_commands(self) -> None:
+        """Answer the ad-hoc commands the modules declared (component/commands.py), and list them in disco."""
+        self.commands = None
+        if not self.registry.commands:
+            return
+        settings = self.settings
+        self.commands = CommandServer(
+            self.registry.commands.values(),
+            self.store.for_module(SESSIONS),
+            CommandAccess(settings.admins, settings.command_access, self.server_domain),
+            self._reactor,
+            settings.command_session_timeout,
+            settings.command_sessions_per_sender,
+        )
+        declaration = Declaration(NS_COMMANDS, ("set",), "command", disco=True)
+        self.registry.add(self.commands.answer, declaration, origin="component/commands.py")
+        self.commands.publish(self.disco)
 
     def reload(self) -> bool:
         """Reload the handler directories and the disco configuration, keeping the connection.
@@ -199,6 +223,8 @@ class Component(MultiService):
             self.log.warn("The [store] section changed; a restart makes the change take effect, a reload does not")
         settings = replace(
             self.settings,
+            admins=settings.admins,
+            command_access=settings.command_access,
             handler_directories=settings.handler_directories,
             handler_options=settings.handler_options,
             identities=settings.identities,

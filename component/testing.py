@@ -46,6 +46,7 @@ from component.serializer import to_xml
 from component.service import Component
 from component.store import MemoryStore, Store
 from component.stream import NS_COMPONENT_ACCEPT
+from component.testing_commands import CommandRun
 
 SERVER_HEADER = (
     b"<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams'"
@@ -316,6 +317,10 @@ class HandlerHarness:
             )
         )
         self._collect(self._sent())
+
+    def command(self, node: str, sender: str = TESTER) -> CommandRun:
+        """A driver for one ad-hoc command session on ``node`` as ``sender`` (component/testing_commands.py)."""
+        return CommandRun(self, node, sender)
 
     def advance(self, seconds: float) -> None:
         """Move the component's clock forward: timeouts, keepalive, and the timers handlers set on its ``clock``.

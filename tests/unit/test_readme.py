@@ -10,6 +10,11 @@ def test_readme_shows_the_custom_xep_example_exactly_as_the_tested_file():
     assert f"```python\n{example}\n```" in (ROOT / "README.md").read_text()
 
 
+def test_readme_shows_the_command_example_exactly_as_the_tested_file():
+    example = (ROOT / "examples" / "handlers" / "reboot.py").read_text().rstrip("\n")
+    assert f"```python\n{example}\n```" in (ROOT / "README.md").read_text()
+
+
 def test_readme_starts_with_the_two_commands():
     readme = (ROOT / "README.md").read_text()
     two_commands = readme.index("## Two commands")
