@@ -1,13 +1,15 @@
 """``request.component``: the running component as handlers see it (``IComponent``), and nothing more.
 
 Handlers get this small object instead of the service itself, so a responder
-cannot reach the links, the router or the reload, and the service can change
-behind it. It delegates to the running service: ``settings`` and ``disco`` are
+cannot reach the links, the router or the registry, and the service can change
+behind it; what an operator may ask of it (``status()``, ``reload()``, as the
+bundled admin commands do) is here as a call. It delegates to the running service: ``settings`` and ``disco`` are
 read from it on each access, because a reload replaces both.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -78,8 +80,42 @@ class ComponentFacade:
             lambda reply: parse_items(_payload(reply, NS_DISCO_ITEMS))
         )
 
+    def status(self) -> Status:
+        """How the component is doing, for an operator (the bundled admin commands)."""
+        service = self._service
+        return Status(
+            uptime=self.clock.seconds() - service.started_at if service.started_at is not None else 0.0,
+            connections=tuple((link.jid, link.stream is not None) for link in service.links),
+            requests=dict(service.router.requests),
+            pending_queries=len(service.tracker),
+            modules=tuple((module.name, module.namespaces) for module in service.modules),
+            commands=tuple(sorted(service.registry.commands)),
+        )
+
+    def reload(self) -> bool:
+        """Reload the handler modules and the disco configuration, as SIGHUP does; True if it succeeded."""
+        return self._service.reload()
+
     def __repr__(self) -> str:
         return f"<component {self.jid}>"
+
+
+@dataclass(frozen=True)
+class Status:
+    """A snapshot of the running component."""
+
+    uptime: float
+    """Seconds since the component started."""
+    connections: tuple[tuple[str, bool], ...]
+    """Each name the component connects under, and whether its stream is up."""
+    requests: dict[str, int]
+    """Requests handed to a responder since start, by namespace."""
+    pending_queries: int
+    """Outbound queries waiting for their response."""
+    modules: tuple[tuple[str, tuple[str, ...]], ...]
+    """Each loaded handler module and the namespaces its responders serve."""
+    commands: tuple[str, ...]
+    """The nodes of the ad-hoc commands the modules declare."""
 
 
 def _disco_query(namespace: str, node: str | None) -> domish.Element:

@@ -59,6 +59,13 @@ class IComponent(Interface):
     def disco_items(jid, node=None, timeout=None):
         """Ask ``jid`` for its disco#items; fires with a tuple of ``Item`` or fails like ``query``."""
 
+    def status():
+        """A ``Status`` snapshot (component/facade.py): uptime, connections, requests by namespace, pending
+        queries, loaded modules, commands. For the operators' commands (handlers/admin.py)."""
+
+    def reload():
+        """Reload the handler modules, as SIGHUP does (the previous set keeps serving if it fails); True if it worked."""
+
 
 class IStore(Interface):
     """One handler module's keys and values, kept beyond the process: ``component.store`` (component/store.py).

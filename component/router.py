@@ -87,6 +87,8 @@ class Router:
         self.log_requests = log_requests
         self.timing = log_requests or not isinstance(self.metrics, NoMetrics)
         self.in_flight = 0
+        self.requests: dict[str, int] = {}
+        """Requests handed to a responder since start, by namespace."""
         self.draining = False
         self._idle: list[Deferred] = []
 
@@ -150,6 +152,8 @@ class Router:
         if self.in_flight >= self.limits.max_in_flight:
             self.reply_error(link, iq, TOO_BUSY)
             return
+        counts = self.requests  # per namespace, for the admins' status command: one dict update
+        counts[responder.namespace] = counts.get(responder.namespace, 0) + 1
         component = responder.component or self.component  # the responder's module's face, with its store
         self.call(responder, Request(iq, payload, sender, recipient, component, link))
 

@@ -110,6 +110,8 @@ class Component(MultiService):
         )
         self.disco = self._discovery(settings, registry)
         self.modules: list[HandlerModule] = []  # the handler modules being served, torn down when replaced
+        self.started_at: float | None = None
+        self.commands: CommandServer | None = None
         self.answered_all = False  # set by a shutdown that answered every request it had accepted
 
         # One stream per name: the shared name, on which the server spreads requests across every
@@ -251,6 +253,7 @@ class Component(MultiService):
         return True
 
     def startService(self) -> None:
+        self.started_at = self._reactor.seconds()
         for warning in self.settings.warnings:
             self.log.warn("{warning}", warning=warning)
         self.store.start()

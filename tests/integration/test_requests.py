@@ -35,6 +35,7 @@ def test_disco_info_lists_the_identity_and_the_served_features(client):
         {
             DISCO_INFO,
             "http://jabber.org/protocol/disco#items",
+            "http://jabber.org/protocol/commands",  # the bundled admin commands
             "jabber:iq:version",
             "urn:xmpp:ping",
             "urn:xmpp:time",

@@ -117,6 +117,7 @@ def test_domain_info_has_identities_features_from_responders_and_modules_and_ext
     expected = f"""
     <query xmlns='{INFO}'>
       <identity category='component' type='generic' name='iqresponder'/>
+      <feature var='http://jabber.org/protocol/commands'/>
       <feature var='{INFO}'/>
       <feature var='{ITEMS}'/>
       <feature var='jabber:iq:version'/>

@@ -44,7 +44,7 @@ def test_responders_and_setup_get_their_modules_facade_and_nothing_of_the_servic
     seen = seen_by(h)
     assert seen["request"] is seen["setup"]
     assert seen["request"].module == "face" and seen["request"].jid == h.component.facade.jid
-    for machinery in ("link", "links", "router", "tracker", "registry", "reload", "stopService", "send"):
+    for machinery in ("link", "links", "router", "tracker", "registry", "stopService", "send"):
         assert not hasattr(seen["request"], machinery), machinery
 
 

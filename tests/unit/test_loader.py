@@ -238,7 +238,7 @@ def test_same_module_name_in_two_directories_is_an_error(tmp_path):
 def test_bundled_handlers_load_together(tmp_path):
     bundled = Path(__file__).parents[2] / "handlers"
     loaded = load_handlers([bundled], Registry(), Recorder(), {})
-    assert {module.name for module in loaded} == {"disco", "ping", "time", "version"}
+    assert {module.name for module in loaded} == {"admin", "disco", "ping", "time", "version"}
 
 
 # Helpers: files starting with "_" that handler modules import by their plain names.

@@ -23,6 +23,7 @@ def test_disco_info_lists_identity_and_every_served_namespace_sorted(handler_har
     reply = handler_harness(BUNDLED).ask(f"<iq type='get'><query xmlns='{INFO}'/></iq>")
     assert reply == (
         f"{RESULT}<query xmlns='{INFO}'><identity category='component' type='generic' name='iqresponder'/>"
+        f"<feature var='http://jabber.org/protocol/commands'/>"
         f"<feature var='{INFO}'/><feature var='{ITEMS}'/><feature var='jabber:iq:version'/>"
         "<feature var='urn:xmpp:ping'/><feature var='urn:xmpp:time'/></query></iq>"
     )
