@@ -166,3 +166,49 @@ def test_a_sender_holds_a_bounded_number_of_sessions_the_oldest_ends_first(tmp_p
     assert runs[0].next(host="web1").error[2] == "session-expired"
     assert runs[1].next(host="web1").status == "executing"
     assert runs[2].next(host="web1").status == "executing"
+
+
+def test_the_configuration_overrides_who_may_run_a_command(tmp_path):
+    (tmp_path / "ops.py").write_text(MODULE)
+    settings = make_settings(
+        admins=("ops@localhost",), command_access={"reboot": ("alice@localhost",), "uptime": ("admins",)}
+    )
+    harness = HandlerHarness(tmp_path / "ops.py", settings=settings)
+    assert harness.command("reboot", sender=USER).execute().status == "executing"
+    assert harness.command("reboot", sender=ADMIN).execute().error[:2] == ("auth", "forbidden")
+    assert harness.command("uptime", sender=USER).execute().error[:2] == ("auth", "forbidden")
+    assert harness.command("uptime", sender=ADMIN).execute().status == "completed"
+
+
+def test_local_means_the_servers_own_users_and_the_admins(tmp_path):
+    (tmp_path / "ops.py").write_text(MODULE)
+    settings = make_settings(admins=("ops@elsewhere.example",), command_access={"uptime": ("local",)})
+    harness = HandlerHarness(tmp_path / "ops.py", settings=settings)
+    assert harness.command("uptime", sender="bob@localhost/x").execute().status == "completed"
+    assert harness.command("uptime", sender="ops@elsewhere.example/x").execute().status == "completed"
+    assert harness.command("uptime", sender="eve@elsewhere.example/x").execute().error[1] == "forbidden"
+
+
+def test_a_node_declared_by_two_modules_stops_start_up_naming_both_files(tmp_path):
+    from component.loader import HandlerLoadError
+
+    for name in ("one", "two"):
+        (tmp_path / f"{name}.py").write_text(
+            "from component import Done, command\n\n@command('same', 'Same')\nasync def same(session):\n"
+            "    return Done('x')\n"
+        )
+    with pytest.raises(HandlerLoadError, match=r"'same' is declared by both .*one\.py and .*two\.py"):
+        HandlerHarness(tmp_path)
+
+
+def test_two_stages_taking_the_same_form_are_refused_at_import(tmp_path):
+    from component.loader import HandlerLoadError
+
+    (tmp_path / "twice.py").write_text(
+        MODULE
+        + "\n\n@command('twice', 'Twice')\nclass Twice:\n    async def start(self, session):\n        return Target()\n\n"
+        "    async def a(self, session, form: Target):\n        return Done()\n\n"
+        "    async def b(self, session, form: Target):\n        return Done()\n"
+    )
+    with pytest.raises(HandlerLoadError, match="two stages take the form Target"):
+        HandlerHarness(tmp_path / "twice.py")
