@@ -267,8 +267,10 @@ class CommandServer:
     def info(self, request: Any) -> DiscoInfo:
         node = request.payload.node
         declared = self.commands.get(node)
-        if declared is None or not self.access.allows(declared, request.sender):
+        if declared is None:
             raise StanzaError("item-not-found", text=f"No node {node!r} here")
+        if not self.access.allows(declared, request.sender):
+            raise StanzaError("forbidden", text="You may not run this command")  # XEP-0050 section 2.2
         return DiscoInfo((Identity("automation", "command-node", declared.name),), (NS_COMMANDS, NS_DATA))
 
     def list_info(self, request: Any) -> DiscoInfo:
@@ -389,6 +391,7 @@ class CommandServer:
 
     def _state(self, declared: Command, session: Session, record: dict | None, now: float, ended: bool) -> dict:
         state = dict(record) if record else {"node": declared.node, "owner": session.sender.full(), "history": []}
+        state.setdefault("started", now)
         state.update(data=session.data, touched=now, ended=ended)
         state.setdefault("actions", [])
         state.setdefault("default", "next")
@@ -404,8 +407,8 @@ class CommandServer:
         owner_key = f"owner/{_bare_key(JID(state['owner']))}/{session_id}"
         if ended:
             await self.store.delete(owner_key)
-        elif record is None:
-            await self.store.set(owner_key, state["touched"], ttl=self.session_timeout)
+        else:  # the sender's index of live sessions, by when each started; it lapses with the session
+            await self.store.set(owner_key, state["started"], ttl=self.session_timeout)
 
     async def _make_room(self, sender: JID) -> None:
         """End the oldest of the sender's sessions while it holds ``sessions_per_sender`` of them."""
