@@ -135,11 +135,14 @@ def _load(
         except Exception as e:  # noqa: BLE001 - any failure of a module's setup stops start-up with its name
             raise HandlerLoadError(f"{path}: setup() failed: {_describe(e)}") from None
     handler = HandlerModule(path.stem, path, module, tuple(dict.fromkeys(namespaces)), component)
+    commands = [declared.node for declared in registry.commands.values() if declared.component is component]
+    served = ", ".join(handler.namespaces) or "no responders"
     log.info(
-        "Loaded handler module {name} from {path}: {namespaces}",
+        "Loaded handler module {name} from {path}: {namespaces}{commands}",
         name=handler.name,
         path=str(path),
-        namespaces=", ".join(handler.namespaces) or "no responders",
+        namespaces=served,
+        commands=f"; commands {', '.join(commands)}" if commands else "",
     )
     return handler
 
