@@ -303,7 +303,12 @@ class Router:
             self._record(iq, payload.uri if payload is not None else None, error.condition, seconds)
         echoed = to_xml(payload, within=NS_COMPONENT_ACCEPT) if payload is not None else ""
         if len(echoed) > ECHO_PAYLOAD_LIMIT:
-            echoed = ""
+            # Too large to send back whole: the element with its attributes alone still says which request
+            # this answers (XEP-0050 clients match a command's error by the sessionid on its <command/>).
+            start = domish.Element((payload.uri, payload.name), attribs=dict(payload.attributes))
+            echoed = to_xml(start, within=NS_COMPONENT_ACCEPT)
+            if len(echoed) > ECHO_PAYLOAD_LIMIT:
+                echoed = ""
         # A request whose own address is unusable is answered from the name of the link it came on.
         sender = link.jid if from_self else None
         link.send(_start_tag(iq, "error", sender=sender) + echoed + error.xml + "</iq>")

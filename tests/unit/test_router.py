@@ -238,8 +238,20 @@ def test_error_reply_echoes_a_small_payload(harness):
     assert [child.uri for child in reply.elements() if child.name == "query"] == ["urn:example:nobody"]
 
 
-def test_error_reply_leaves_out_a_large_payload(harness):
-    big = f"<query xmlns='urn:example:nobody'>{'x' * 5000}</query>"
+def test_error_reply_echoes_a_large_payload_as_its_element_and_attributes_alone(harness):
+    big = f"<query xmlns='urn:example:nobody' node='n' sessionid='s'>{'x' * 5000}<big/></query>"
+    reply = only(harness.receive(iq(big)))
+    echoed, _ = list(reply.elements())
+    assert (echoed.uri, echoed.name, dict(echoed.attributes)) == (
+        "urn:example:nobody",
+        "query",
+        {"node": "n", "sessionid": "s"},
+    )
+    assert echoed.children == []
+
+
+def test_error_reply_leaves_out_a_payload_whose_attributes_alone_are_large(harness):
+    big = f"<query xmlns='urn:example:nobody' note='{'x' * 5000}'/>"
     reply = only(harness.receive(iq(big)))
     assert [child.name for child in reply.elements()] == ["error"]
 
