@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,11 +33,15 @@ def write_config(
     extra_handlers: int = 0,
     advertised: bool = False,
     store_url: str | None = None,
+    extra_directories: Sequence[Path] = (),
+    extra_toml: str = "",
 ) -> Path:
     """A configuration in ``work``: bundled handlers, the echo handler, and ``extra_handlers`` more.
 
-    With a ``store_url``, also the store-backed example (examples/handlers/custom_xep.py) and
-    ``[store] url``; without, the configuration is what it was before the store existed.
+    With a ``store_url``, also the examples (examples/handlers/: the store-backed custom_xep.py and the
+    command reboot.py) and ``[store] url``; without, the configuration is what it was before the store
+    existed. ``extra_directories`` follow those, and ``extra_toml`` (tables not written here, such as
+    ``[access]``) ends the file.
     """
     work.mkdir(parents=True, exist_ok=True)
     (work / "secret.txt").write_text(secret)
@@ -44,6 +49,7 @@ def write_config(
     directories = [ROOT / "handlers", ROOT / "bench" / "handlers"]
     if store_url is not None:
         directories.append(ROOT / "examples" / "handlers")
+    directories.extend(extra_directories)
     if extra_handlers:
         (work / "extra").mkdir(exist_ok=True)
         (work / "extra" / "extra_responders.py").write_text(extra_handlers_module(extra_handlers, advertised))
@@ -68,6 +74,9 @@ sender_burst = 1000000000
     if store_url is not None:
         with config.open("a") as file:
             file.write(f'\n[store]\nurl = "{store_url}"\n')
+    if extra_toml:
+        with config.open("a") as file:
+            file.write("\n" + extra_toml)
     return config
 
 

@@ -5,7 +5,8 @@ and plays the server side of XEP-0114 against it (bench/loadgen.py), or goes
 end to end through the private Prosody (or ejabberd, with one and with three
 component processes under the same name) with several client connections.
 The store's section (bench/store.py) does the same with a ``[store]`` on
-SQLite and on a private PostgreSQL; the baseline section (bench/baseline.py)
+SQLite and on a private PostgreSQL, and so does the commands section
+(bench/commands.py) with whole ad-hoc command sessions; the baseline section (bench/baseline.py)
 runs the kinds and dispatch sections of this tree and of an earlier commit.
 Nothing here is a timed test: `make test` only runs `--smoke`, which checks
 every reply of a few hundred requests.
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -28,6 +30,7 @@ sys.path.insert(0, str(HERE.parent))  # private_servers
 
 import baseline
 import c2s
+import commands
 import launch
 import loadgen
 import store
@@ -38,15 +41,16 @@ KINDS = ["disco-info", "ping", "version", "custom", "unknown"]
 
 
 async def with_component(
-    work: Path, body, extra_handlers: int = 0, advertised: bool = False, store_url: str | None = None
+    work: Path, body, extra_handlers: int = 0, advertised: bool = False, store_url: str | None = None, **more: Any
 ):
     """Start a component against a fresh load generator, run ``body(link, sampler)``, stop it.
 
-    With a ``store_url``, the component also loads the store-backed example handler and keeps its values there.
+    With a ``store_url``, the component also loads the examples (the store-backed handler keeps its values
+    there); ``more`` are further keywords of ``launch.write_config`` (``extra_directories``, ``extra_toml``).
     """
     server, port, connected = await loadgen.listen(SECRET, "iq.localhost")
     config = launch.write_config(
-        work, port, SECRET, extra_handlers=extra_handlers, advertised=advertised, store_url=store_url
+        work, port, SECRET, extra_handlers=extra_handlers, advertised=advertised, store_url=store_url, **more
     )
     process = launch.start(config, work / "component.log")
     try:
@@ -78,14 +82,16 @@ async def closed_loop(
 async def smoke(work: Path, requests: int) -> list[dict]:
     """Check every reply of ``requests`` requests of each kind; the suite runs this.
 
-    The store's kinds run on a SQLite store (the store-set run writes every key the store-get run reads).
+    The store's kinds run on a SQLite store (the store-set run writes every key the store-get run reads), and so
+    do ``requests`` whole sessions of each ad-hoc command (bench/commands.py), every step's reply checked.
     """
 
     async def body(link, sampler):
         kinds = [*KINDS, "build-raw", "build-typed", *store.STORE_KINDS]
-        return [(await loadgen.run(link, kind, requests, window=16, check=True)).as_dict() for kind in kinds]
+        reports = [(await loadgen.run(link, kind, requests, window=16, check=True)).as_dict() for kind in kinds]
+        return reports + await commands.smoke(link, requests)
 
-    return await with_component(work, body, store_url=f"sqlite:///{work / 'store.sqlite3'}")
+    return await with_component(work, body, store_url=f"sqlite:///{work / 'store.sqlite3'}", **commands.CONFIGURATION)
 
 
 async def latency(work: Path, kind: str, rate: float, seconds: float) -> dict:
@@ -199,7 +205,7 @@ async def main(args: argparse.Namespace) -> int:
     if args.smoke:
         results = await smoke(work(), args.smoke)
         print(json.dumps(results, indent=1))
-        bad = [r for r in results if r["failures"] or r["replies"] != args.smoke]
+        bad = [r for r in results if r["failures"] or r.get("replies", r.get("completed")) != args.smoke]
         return 1 if bad else 0
 
     out: dict[str, object] = {"started": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -279,6 +285,8 @@ async def main(args: argparse.Namespace) -> int:
         out["leak"] = await leak(work(), "disco-info", args.leak_requests, args.leak_requests // 10, args.window)
     if "store" in args.sections:
         out["store"] = await store.section(args, work, with_component, median_report)
+    if "commands" in args.sections:
+        out["commands"] = await commands.section(args, work, with_component, median_report)
     if "baseline" in args.sections:
         out["baseline"] = await baseline.section(args)
     if "e2e" in args.sections:
@@ -300,10 +308,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="iqresponder's benchmark")
     parser.add_argument(
         "--sections",
-        default="kinds,dispatch,latency,leak,population,payload,tracker,store,baseline,e2e,scaleout",
+        default="kinds,dispatch,latency,leak,population,payload,tracker,store,commands,baseline,e2e,scaleout",
         type=lambda text: set(text.split(",")),
-        help="which parts to run: kinds, dispatch, latency, leak, population, payload, tracker, store, baseline, "
-        "e2e, scaleout (default: all)",
+        help="which parts to run: kinds, dispatch, latency, leak, population, payload, tracker, store, commands, "
+        "baseline, e2e, scaleout (default: all)",
     )
     parser.add_argument("--senders", type=int, default=100_000, help="distinct senders in the population section")
     parser.add_argument("--requests", type=int, default=150_000, help="measured requests per closed-loop run")
@@ -314,6 +322,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--e2e-requests", type=int, default=40_000)
     parser.add_argument("--store-requests", type=int, default=10_000, help="measured requests per store-backed run")
+    parser.add_argument(
+        "--command-sessions", type=int, default=3_000, help="measured ad-hoc command sessions per run (commands)"
+    )
     parser.add_argument(
         "--baseline-commit",
         default=baseline.COMMIT,
