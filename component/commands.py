@@ -199,9 +199,12 @@ def declared_commands(module: Any) -> list[Command]:
     return found
 
 
-def _bare_key(jid: JID) -> str:
-    """A fixed-size key for a sender's bare JID (a JID may be longer than a store key)."""
-    return hashlib.sha256(jid.userhost().encode("utf-8")).hexdigest()[:32]
+def _bare_key(full_jid: str) -> str:
+    """A fixed-size key for the bare JID of a prepared full JID (a JID may be longer than a store key).
+
+    A bare JID is everything before the first '/': neither a localpart nor a domain contains one.
+    """
+    return hashlib.sha256(full_jid.partition("/")[0].encode("utf-8")).hexdigest()[:32]
 
 
 class CommandAccess:
@@ -400,19 +403,26 @@ class CommandServer:
         return state
 
     async def _write(self, session_id: str, record: dict | None, state: dict, ended: bool) -> None:
-        """Store the new state over the one read: a second submission of the same stage, at once, is refused."""
-        ttl = 2 * self.session_timeout
+        """Store the new state over the one read: a second submission of the same stage, at once, is refused.
+
+        A live session's record lasts twice the idle time, so that one idle for
+        longer is answered ``session-expired``; an ended one leaves a tombstone
+        of what that answer needs (owner, node, time), for the idle time.
+        """
+        if ended:
+            state = {key: state[key] for key in ("node", "owner", "touched", "ended")}
+        ttl = self.session_timeout if ended else 2 * self.session_timeout
         if not await self.store.compare_and_set(f"session/{session_id}", record, state, ttl=ttl):
             raise StanzaError("unexpected-request", "wait", "This session moved on meanwhile; try again")
-        owner_key = f"owner/{_bare_key(JID(state['owner']))}/{session_id}"
-        if ended:
-            await self.store.delete(owner_key)
-        else:  # the sender's index of live sessions, by when each started; it lapses with the session
+        owner_key = f"owner/{_bare_key(state['owner'])}/{session_id}"
+        if not ended:  # the sender's index of live sessions, by when each started; it lapses with the session
             await self.store.set(owner_key, state["started"], ttl=self.session_timeout)
+        elif record is not None:
+            await self.store.delete(owner_key)
 
     async def _make_room(self, sender: JID) -> None:
         """End the oldest of the sender's sessions while it holds ``sessions_per_sender`` of them."""
-        held = await self.store.items(f"owner/{_bare_key(sender)}/")
+        held = await self.store.items(f"owner/{_bare_key(sender.full())}/")
         held.sort(key=lambda item: item[1])
         while len(held) >= self.sessions_per_sender:
             key, _ = held.pop(0)
