@@ -212,3 +212,9 @@ def test_two_stages_taking_the_same_form_are_refused_at_import(tmp_path):
     )
     with pytest.raises(HandlerLoadError, match="two stages take the form Target"):
         HandlerHarness(tmp_path / "twice.py")
+
+
+def test_session_ids_are_144_random_bits_never_repeated(harness):
+    ids = {harness.command("uptime", sender=f"user{n}@localhost/r").execute().sessionid for n in range(50)}
+    assert len(ids) == 50
+    assert all(len(sessionid) == 24 and sessionid.replace("-", "").replace("_", "").isalnum() for sessionid in ids)
