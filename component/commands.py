@@ -305,7 +305,7 @@ class CommandServer:
                 raise commands_error("bad-request", "bad-sessionid", "No session to cancel")
             if action != "execute":
                 raise commands_error("bad-request", "bad-action", f"{action!r} needs a session")
-            return await self._start(declared, sender, request)
+            return await self._start(declared, sender)
         record = await self._record(session_id, declared, sender)
         data = copy.deepcopy(record["data"])  # the record stays as read: compare-and-set compares against it
         session = Session(session_id, declared.node, sender, data, declared.component)
@@ -318,12 +318,14 @@ class CommandServer:
             action = record["default"]
         if action not in record["actions"]:
             raise commands_error("bad-request", "bad-action", f"This stage does not offer {action!r}")
+        if record["awaiting"] not in declared.stages:  # a reload since removed the stage this session was at
+            raise commands_error("not-allowed", "session-expired", "This command has changed; start it again")
         form_class, stage = declared.stages[record["awaiting"]]
         form = self._submitted(element, form_class)
         result = await self._call(declared, stage, session, form)
         return await self._advance(declared, session, record, result)
 
-    async def _start(self, declared: Command, sender: JID, request: Any) -> domish.Element:
+    async def _start(self, declared: Command, sender: JID) -> domish.Element:
         await self._make_room(sender)
         session = Session(self.new_id(), declared.node, sender, {}, declared.component)
         result = await self._call(declared, declared.start, session)
