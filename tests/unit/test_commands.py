@@ -218,3 +218,22 @@ def test_session_ids_are_144_random_bits_never_repeated(harness):
     ids = {harness.command("uptime", sender=f"user{n}@localhost/r").execute().sessionid for n in range(50)}
     assert len(ids) == 50
     assert all(len(sessionid) == 24 and sessionid.replace("-", "").replace("_", "").isalnum() for sessionid in ids)
+
+
+def test_a_session_whose_stage_a_reload_removed_is_expired(tmp_path):
+    from component.config import load
+
+    handlers = tmp_path / "handlers"
+    handlers.mkdir()
+    (handlers / "ops.py").write_text(MODULE)
+    config = tmp_path / "iqresponder.toml"
+    config.write_text(
+        f'[component]\njid = "iq.localhost"\nsecret = "s"\n[handlers]\ndirectories = ["{handlers}"]\n'
+        '[access]\nadmins = ["ops@localhost"]\n'
+    )
+    harness = HandlerHarness(handlers, settings=load(config, environ={}))
+    run = harness.command("reboot", sender=ADMIN)
+    run.execute()
+    (handlers / "ops.py").write_text(MODULE.replace("class Target(", "class Choice(").replace("Target", "Choice"))
+    assert harness.component.reload()
+    assert run.next(host="web1").error[:3] == ("cancel", "not-allowed", "session-expired")
