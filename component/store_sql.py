@@ -179,7 +179,9 @@ class SQLBackend:
     def _in_thread(self, operation: Callable[..., Any], statement: str, parameters: tuple, submitted: float) -> Any:
         if self._closed:  # queued before close(): skipped, so that closing waits only for what is running
             raise StoreUnavailable("the store is closed")
-        left = self.deadline - DEADLINE_MARGIN - (time.monotonic() - submitted) - self.timeout
+        # What is left of the wait for a connection: the statement itself then has ``timeout`` more,
+        # so that the operation ends before ``deadline``.
+        left = self.timeout - (time.monotonic() - submitted)
         if left <= 0:
             raise StoreUnavailable(f"no thread free within {self.timeout:g} s")
         try:
@@ -188,7 +190,7 @@ class SQLBackend:
                     if not self._opened:
                         self._open()
                         self._opened = True
-            return operation(statement, parameters, min(left, self.timeout))
+            return operation(statement, parameters, left)
         except self.reopen_on as e:
             self._opened = False  # the table went away: the next call makes it again
             raise StoreUnavailable(self._reason(e)) from None
