@@ -140,3 +140,23 @@ def client(server, component):
     session = XmppClient(f"{USER}@localhost/tests", PASSWORD, server.c2s_port)
     yield session
     session.close()
+
+
+@pytest.fixture(params=["aioxmpp", "slixmpp"])
+def connect(request, server, component):
+    """An ad-hoc command client of each library in turn (tests/integration/command_clients.py).
+
+    ``connect(user, resource)`` logs in; every client is closed after the test.
+    """
+    from tests.integration.command_clients import LIBRARIES  # aioxmpp is imported by the tests that use it only
+
+    opened = []
+
+    def open_client(user: str = USER, resource: str = "commands"):
+        client = LIBRARIES[request.param](f"{user}@localhost/{resource}", PASSWORD, server.c2s_port)
+        opened.append(client)
+        return client
+
+    yield open_client
+    for client in opened:
+        client.close()

@@ -9,7 +9,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar, TypeVar
 
@@ -157,3 +158,22 @@ directories = [{listed}]
 """
     )
     return path
+
+
+@contextmanager
+def instances(config: Path, shared: str, names: Sequence[str]) -> Iterator[list[ComponentProcess]]:
+    """One configuration run as several processes under the name ``shared``, each also under one of ``names``.
+
+    Yields them once each is authenticated under both names; stops them after, and fails if one logged a failure.
+    """
+    changed = threading.Condition()  # shared, so that a wait can watch every instance's log at once
+    processes = [ComponentProcess(config, "--instance-jid", name, changed=changed) for name in names]
+    try:
+        for process, name in zip(processes, names, strict=True):
+            process.wait_for_log(f"Authenticated as {shared} ")
+            process.wait_for_log(f"Authenticated as {name} ")
+        yield processes
+    finally:
+        for process in processes:
+            process.stop()
+    assert [text for process in processes for text in process.failures()] == []

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.command_clients import LIBRARIES, CommandClient, CommandRefused
+from tests.integration.command_clients import CommandRefused
 from tests.integration.conftest import PASSWORD, USER
 from tests.integration.servers import EACH_SERVER
 
@@ -33,20 +33,6 @@ def extra_config():
 def other_user(server) -> str:
     server.register("dave", PASSWORD)
     return "dave"
-
-
-@pytest.fixture(params=sorted(LIBRARIES))
-def connect(request, server, component, other_user):
-    opened: list[CommandClient] = []
-
-    def open_client(user: str = USER, resource: str = "admin") -> CommandClient:
-        client = LIBRARIES[request.param](f"{user}@localhost/{resource}", PASSWORD, server.c2s_port)
-        opened.append(client)
-        return client
-
-    yield open_client
-    for client in opened:
-        client.close()
 
 
 def test_an_admin_sees_and_runs_status_and_modules(connect):

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.integration.command_clients import LIBRARIES, CommandClient, CommandRefused, CommandSession
+from tests.integration.command_clients import CommandClient, CommandRefused, CommandSession
 from tests.integration.conftest import PASSWORD, USER
 from tests.integration.servers import EACH_SERVER
 
@@ -120,21 +120,6 @@ sender_burst = 100000
 def other_user(server) -> str:
     server.register(OTHER_USER, PASSWORD)
     return OTHER_USER
-
-
-@pytest.fixture(params=sorted(LIBRARIES))
-def connect(request, server, component, other_user):
-    """Log in with the test's library: ``connect(user, resource)``; every client is closed after the test."""
-    opened: list[CommandClient] = []
-
-    def open_client(user: str = USER, resource: str = "commands") -> CommandClient:
-        client = LIBRARIES[request.param](f"{user}@localhost/{resource}", PASSWORD, server.c2s_port)
-        opened.append(client)
-        return client
-
-    yield open_client
-    for client in opened:
-        client.close()
 
 
 def refusal(step, *args, **values) -> CommandRefused:

@@ -11,7 +11,6 @@ idling out, is refused by every one. The commands are the client tests' own
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from collections.abc import Iterator
 
@@ -19,7 +18,7 @@ import pytest
 
 from tests.integration.command_clients import CommandRefused, SlixmppCommands
 from tests.integration.conftest import BUNDLED, PASSWORD, USER
-from tests.integration.processes import ComponentProcess, write_config
+from tests.integration.processes import ComponentProcess, instances, write_config
 from tests.integration.test_commands_clients import COMMANDS, EXPIRED, SESSION_TIMEOUT
 
 pytestmark = [pytest.mark.integration, pytest.mark.servers("ejabberd-tcp")]
@@ -34,7 +33,7 @@ def component_names() -> tuple[str, ...]:
 
 
 @pytest.fixture
-def instances(tmp_path, server, secret_file, postgresql_url) -> Iterator[list[ComponentProcess]]:
+def running(tmp_path, server, secret_file, postgresql_url) -> Iterator[list[ComponentProcess]]:
     """Three instances under one name, each also under its own, keeping sessions in one PostgreSQL database."""
     (tmp_path / "orders.py").write_text(COMMANDS)
     extra = (
@@ -42,19 +41,12 @@ def instances(tmp_path, server, secret_file, postgresql_url) -> Iterator[list[Co
         "[limits]\nsender_rate = 100000.0\nsender_burst = 100000\n"  # the expiry probe asks as fast as replies come
     )
     config = write_config(tmp_path / "iqresponder.toml", server.endpoint, secret_file, [BUNDLED, tmp_path], extra)
-    changed = threading.Condition()
-    processes = [ComponentProcess(config, "--instance-jid", name, changed=changed) for name in INSTANCES]
-    for process, name in zip(processes, INSTANCES, strict=True):
-        process.wait_for_log(f"Authenticated as {SHARED} ")
-        process.wait_for_log(f"Authenticated as {name} ")
-    yield processes
-    for process in processes:
-        process.stop()
-    assert [text for process in processes for text in process.failures()] == []
+    with instances(config, SHARED, INSTANCES) as processes:
+        yield processes
 
 
 @pytest.fixture
-def client(instances, server) -> Iterator[SlixmppCommands]:
+def client(running, server) -> Iterator[SlixmppCommands]:
     commands = SlixmppCommands(f"{USER}@localhost/orders", PASSWORD, server.c2s_port)
     yield commands
     commands.close()

@@ -8,13 +8,12 @@ compare-and-set updates sent to all three at once lose none.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import pytest
 
 from tests.integration.conftest import PASSWORD, USER
-from tests.integration.processes import ComponentProcess
+from tests.integration.processes import ComponentProcess, instances
 from tests.integration.test_store_service import SHARED, component_config, item_get, item_set, value_of
 from tests.integration.xmpp_client import XmppClient
 
@@ -29,21 +28,14 @@ def component_names() -> tuple[str, ...]:
 
 
 @pytest.fixture
-def instances(tmp_path, server, secret_file, handler_directory, postgresql_url) -> Iterator[list[ComponentProcess]]:
+def running(tmp_path, server, secret_file, handler_directory, postgresql_url) -> Iterator[list[ComponentProcess]]:
     """Three instances under one name, each also under its own, sharing one PostgreSQL database."""
     config = component_config(tmp_path, server, secret_file, handler_directory, f'url = "{postgresql_url}"')
-    changed = threading.Condition()
-    processes = [ComponentProcess(config, "--instance-jid", name, changed=changed) for name in INSTANCES]
-    for process, name in zip(processes, INSTANCES, strict=True):
-        process.wait_for_log(f"Authenticated as {SHARED} ")
-        process.wait_for_log(f"Authenticated as {name} ")
-    yield processes
-    for process in processes:
-        process.stop()
-    assert [text for process in processes for text in process.failures()] == []
+    with instances(config, SHARED, INSTANCES) as processes:
+        yield processes
 
 
-def test_a_value_set_through_one_instance_is_read_through_the_others(instances, server):
+def test_a_value_set_through_one_instance_is_read_through_the_others(running, server):
     client = XmppClient(f"{USER}@localhost/shared", PASSWORD, server.c2s_port)
     try:
         assert client.iq(item_set("colour", "teal"), type="set", to=INSTANCES[0]).get("type") == "result"
@@ -55,7 +47,7 @@ def test_a_value_set_through_one_instance_is_read_through_the_others(instances, 
         client.close()
 
 
-def test_increments_sent_to_all_three_instances_at_once_lose_no_update(instances, server):
+def test_increments_sent_to_all_three_instances_at_once_lose_no_update(running, server):
     per_instance = 20
     client = XmppClient(f"{USER}@localhost/counter", PASSWORD, server.c2s_port)
     try:
