@@ -16,6 +16,10 @@ ad-hoc commands (XEP-0050, component/commands.py) and their forms (component/dat
 
     from component import command, Done, Last, Note, Session, Form
 
+answering for the server's users (XEP-0355 delegation, XEP-0356 privileges)::
+
+    from component import Delegation, MissingPrivilege, Privileges, RosterItem
+
 and, to publish service discovery information from a module's ``setup()``::
 
     from component import DiscoInfo, Identity, Item, Form
@@ -25,9 +29,11 @@ from importlib.metadata import PackageNotFoundError, version
 
 from component.commands import Done, Last, Note, Session, command
 from component.dataforms import Form
+from component.delegation import Delegation
 from component.discovery import DiscoInfo, Identity, Item
 from component.errors import IqError, IqTimeout, NotConnected, StanzaError, XMPPError
 from component.payload import Payload, PayloadError, attribute, child, child_text, children, text
+from component.privilege import MissingPrivilege, Privileges, RosterItem
 from component.registry import responder
 from component.request import Request
 from component.router import serialized
@@ -41,6 +47,7 @@ except PackageNotFoundError:  # running from a checkout that was not installed
 
 __all__ = [
     "NO_TIMEOUT",
+    "Delegation",
     "DiscoInfo",
     "Done",
     "Form",
@@ -49,11 +56,14 @@ __all__ = [
     "IqTimeout",
     "Item",
     "Last",
+    "MissingPrivilege",
     "NotConnected",
     "Note",
     "Payload",
     "PayloadError",
+    "Privileges",
     "Request",
+    "RosterItem",
     "Session",
     "StanzaError",
     "StoreUnavailable",

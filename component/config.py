@@ -29,11 +29,13 @@ from component.config_values import (
     COMMAND_ACCESS,
     COUNT,
     DIRECTORIES,
+    DOMAINS,
     FILE,
     FLAG,
     FORMS,
     IDENTITIES,
     ITEMS,
+    NAMESPACES,
     POSITIVE,
     SECONDS,
     SERVER_ENDPOINT,
@@ -110,6 +112,11 @@ class Settings:
     """None: SQLite in ``DEFAULT_STORE_FILE`` beside the configuration file (``Settings.store_location``)."""
     store_timeout: float = 5.0
     store_connections: int = 4
+    delegated_namespaces: tuple[str, ...] = ()
+    """Namespaces to ask servers to delegate (XEP-0355) besides those responders declare ``delegated=True``."""
+    trusted_servers: tuple[str, ...] = ()
+    """The servers trusted to forward delegated requests and grant privileges; empty: the server's own domain."""
+    delegation_grant_wait: float = 10.0
 
     @property
     def store_location(self) -> str:
@@ -380,6 +387,31 @@ KEYS: tuple[Key, ...] = (
         10,
         "Open command sessions per sender (bare JID); a new one ends the oldest.",
         setting="command_sessions_per_sender",
+    ),
+    Key(
+        "delegation.namespaces",
+        NAMESPACES,
+        [],
+        "Namespaces to ask the server to delegate to the component (XEP-0355), besides those of responders "
+        'declared `delegated=True`. See "Answering for the server\'s users".',
+        setting="delegated_namespaces",
+    ),
+    Key(
+        "delegation.servers",
+        DOMAINS,
+        [],
+        "The servers trusted to forward their users' requests (delegation) and to grant privileges (XEP-0356); "
+        "anything else that claims to is refused.",
+        setting="trusted_servers",
+        shown="the server's domain (`component.server_domain`)",
+    ),
+    Key(
+        "delegation.grant_wait",
+        SECONDS,
+        10.0,
+        "How long after connecting the server may take to grant each namespace asked for before the component logs "
+        "a warning saying what to configure on the server.",
+        setting="delegation_grant_wait",
     ),
     Key(
         "metrics.endpoint",

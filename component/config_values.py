@@ -262,6 +262,34 @@ def _addresses(place: Place, addresses: list[Any], words: tuple[str, ...] = ()) 
     return tuple(normalized)
 
 
+def _domains(place: Place, domains: list[Any]) -> tuple[str, ...]:
+    """Bare domains, prepared."""
+    normalized = []
+    for index, domain in enumerate(domains):
+        entry = place.inside(f"[{index}]")
+        if not isinstance(domain, str):
+            raise entry.error(f"expected a domain, got {kind(domain)}")
+        try:
+            parsed = parse_jid(domain)
+        except InvalidFormat as e:
+            raise entry.error(f"not a valid domain: {domain!r} ({e})") from None
+        if parsed.user is not None or parsed.resource is not None:
+            raise entry.error(f"expected a bare domain such as example.org, got {domain!r}")
+        normalized.append(parsed.full())
+    return tuple(normalized)
+
+
+def _namespaces(place: Place, namespaces: list[Any]) -> tuple[str, ...]:
+    """XML namespace names, each once."""
+    for index, namespace in enumerate(namespaces):
+        entry = place.inside(f"[{index}]")
+        if not isinstance(namespace, str):
+            raise entry.error(f"expected a namespace string, got {kind(namespace)}")
+        if not namespace or any(character in namespace for character in "&<>'\" \t\n"):
+            raise entry.error(f"not a namespace name: {namespace!r}")
+    return tuple(dict.fromkeys(namespaces))
+
+
 def _command_access(place: Place, table: dict[str, Any]) -> Mapping[str, tuple[str, ...]]:
     access = {}
     for node, allowed in table.items():
@@ -321,6 +349,8 @@ IDENTITIES = Value("an array of tables", list, _identities)
 ITEMS = Value("an array of tables", list, _items)
 FORMS = Value("an array of tables", list, _forms)
 ADDRESSES = Value("an array of JIDs and domains", list, _addresses)
+DOMAINS = Value("an array of domains", list, _domains)
+NAMESPACES = Value("an array of namespace names", list, _namespaces)
 COMMAND_ACCESS = Value("a table of arrays", dict, _command_access)
 STORE_URL = Value('a URL: "sqlite:///PATH" or "postgresql://USER@HOST/DATABASE"', str, _store_url)
 ACCESS_RULES = Value("an array of tables", list, _access_rules)

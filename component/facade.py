@@ -20,6 +20,7 @@ from zope.interface import implementer
 from component.config import Settings
 from component.discovery import NS_DISCO_INFO, NS_DISCO_ITEMS, Discovery, parse_info, parse_items
 from component.interfaces import IComponent, IStore
+from component.privilege import Privileged
 
 
 @implementer(IComponent)
@@ -55,6 +56,10 @@ class ComponentFacade:
     @property
     def disco(self) -> Discovery:
         return self._service.disco
+
+    @property
+    def privileged(self) -> Privileged:
+        return self._service.privileged
 
     def query(
         self, to: str, payload: domish.Element | str, type: str = "get", timeout: float | None = None

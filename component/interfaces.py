@@ -42,6 +42,12 @@ class IComponent(Interface):
         "SQLite file by default, in PostgreSQL when several instances share them."
     )
 
+    privileged = Attribute(
+        "What the server lets the component do for its users (XEP-0356), a component.privilege.Privileged: "
+        "granted(), roster(user), set_roster(user, items), send_message(message), query(user, payload, type). "
+        "Each fails at once with MissingPrivilege when the server did not grant what it needs."
+    )
+
     # zope.interface spells methods without self.
     def query(to, payload, type="get", timeout=None):
         """Send an Iq ``type`` with ``payload`` to ``to``; return a Deferred that fires with the response stanza.

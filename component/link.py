@@ -37,6 +37,7 @@ class Link:
     """
 
     log = Logger()
+    delegation = None  # requests on a link came to the component itself; see component/delegation.py
 
     def __init__(
         self,
@@ -53,8 +54,12 @@ class Link:
         jitter: Callable[[], float],
         metrics: Any,
         parent: IServiceCollection,
+        on_up: Callable[[Link], None] = lambda link: None,
+        on_down: Callable[[Link], None] = lambda link: None,
     ) -> None:
         self.jid = jid
+        self._on_up = on_up
+        self._on_down = on_down
         self.key = key
         self.stream: ComponentStream | None = None
         self._tracker = tracker
@@ -107,12 +112,14 @@ class Link:
         stream.link = self
         self.stream = stream
         self.keepalive.start()
+        self._on_up(self)
 
     def _lost(self, reason: str) -> None:
         self.stream = None
         self.keepalive.stop()
         # Responses to the queries sent under this name could only come back on this stream.
         self._tracker.fail_all(f"lost the connection to {self._server}: {reason}", sent_from=self.jid)
+        self._on_down(self)
 
     def _drop(self) -> None:
         if self.stream is not None:

@@ -55,6 +55,19 @@ class Metrics:
             registry=self.registry,
         )
         self.reconnects = Counter("iqresponder_reconnects", "Reconnection attempts scheduled", registry=self.registry)
+        self.privileges = Gauge(
+            "iqresponder_privilege",
+            "1 for each permission a server advertised to one of the component's names (XEP-0356): access is "
+            "roster, message, presence or iq:NAMESPACE, type what it granted",
+            ["server", "jid", "access", "type"],
+            registry=self.registry,
+        )
+        self.delegations = Gauge(
+            "iqresponder_delegated",
+            "1 for each namespace a server delegates to the component (XEP-0355)",
+            ["server", "namespace"],
+            registry=self.registry,
+        )
 
     def namespace(self, namespace: str | None) -> str:
         return namespace if namespace and self._served(namespace) else OTHER
@@ -78,6 +91,28 @@ class Metrics:
     def reconnect_scheduled(self) -> None:
         self.reconnects.inc()
 
+    def set_privileges(self, privileges) -> None:
+        """What ``privileges`` (component/privilege.py) says, in place of what its server said before to that name."""
+        for labels in list(self._privilege_labels(privileges.server, privileges.jid)):
+            self.privileges.remove(*labels)
+        granted = [("roster", privileges.roster), ("message", privileges.message), ("presence", privileges.presence)]
+        granted += [(f"iq:{namespace}", type) for namespace, type in privileges.iq.items()]
+        for access, type in granted:
+            self.privileges.labels(privileges.server, privileges.jid, access, type).set(1)
+
+    def _privilege_labels(self, server: str, jid: str):
+        for metric in self.privileges.collect():
+            for sample in metric.samples:
+                labels = sample.labels
+                if labels["server"] == server and labels["jid"] == jid:
+                    yield (server, jid, labels["access"], labels["type"])
+
+    def set_delegation(self, server: str, namespace: str) -> None:
+        self.delegations.labels(server, namespace).set(1)
+
+    def clear_delegations(self) -> None:
+        self.delegations.clear()
+
 
 class NoMetrics:
     """Metrics switched off: every call does nothing, at the cost of a method call."""
@@ -95,6 +130,15 @@ class NoMetrics:
         pass
 
     def reconnect_scheduled(self) -> None:
+        pass
+
+    def set_privileges(self, privileges) -> None:
+        pass
+
+    def set_delegation(self, server, namespace) -> None:
+        pass
+
+    def clear_delegations(self) -> None:
         pass
 
 

@@ -30,6 +30,8 @@ class Declaration:
     element: str | None
     disco: bool
     payload: type[Payload] | None = None
+    delegated: bool = False
+    """Whether servers are asked to delegate the namespace to the component (XEP-0355, component/delegation.py)."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,12 @@ class RegistrationConflict(Exception):
 
 
 def responder(
-    namespace: str | type[Payload], type: str | None = None, element: str | None = None, *, disco: bool = True
+    namespace: str | type[Payload],
+    type: str | None = None,
+    element: str | None = None,
+    *,
+    disco: bool = True,
+    delegated: bool = False,
 ):
     """Mark a function as the responder for Iq requests whose payload is in ``namespace``.
 
@@ -65,7 +72,10 @@ def responder(
     ``request.payload`` as an instance of it, parsed and checked. ``type`` is
     ``"get"``, ``"set"`` or ``None`` for both; ``element`` narrows by the
     payload's local name. The namespace is advertised as a disco#info feature
-    unless ``disco=False``. The decorator may be stacked.
+    unless ``disco=False``. With ``delegated=True`` the component asks the
+    server to delegate the namespace to it (XEP-0355): the server's users' Iqs
+    in it, sent to the server or to their own accounts, come to this responder
+    with ``request.delegation`` set. The decorator may be stacked.
     """
     payload = None
     if isinstance(namespace, builtins.type) and issubclass(namespace, Payload):
@@ -78,7 +88,8 @@ def responder(
         raise ValueError(f"responder() namespaces cannot contain & < > ' or \" ({namespace!r})")
     if type is not None and type not in IQ_REQUEST_TYPES:
         raise ValueError(f"responder() type must be 'get', 'set' or None, not {type!r}")
-    declaration = Declaration(namespace, IQ_REQUEST_TYPES if type is None else (type,), element, disco, payload)
+    types = IQ_REQUEST_TYPES if type is None else (type,)
+    declaration = Declaration(namespace, types, element, disco, payload, delegated)
 
     def mark(function):
         getattr(function, _MARK, None) or setattr(function, _MARK, [])
@@ -107,6 +118,8 @@ class Registry:
         self._routes: dict[tuple[str, str], _ByElement] = {}
         self._namespaces: set[str] = set()
         self._features: set[str] = set()
+        self.delegated: dict[str, str] = {}
+        """The namespaces whose responders asked for their delegation (XEP-0355), each with the first one's origin."""
 
     def add(self, function: Callable[..., Any], declaration: Declaration, origin: str, component: Any = None) -> None:
         """Register ``function`` for ``declaration``; raise ``RegistrationConflict`` on a duplicate key."""
@@ -129,6 +142,8 @@ class Registry:
         self._namespaces.add(declaration.namespace)
         if declaration.disco:
             self._features.add(declaration.namespace)
+        if declaration.delegated:
+            self.delegated.setdefault(declaration.namespace, origin)
 
     def collect(self, module: ModuleType, origin: str, component: Any = None) -> list[Responder]:
         """Register every ``@responder`` and ``@command`` defined in ``module`` (not those it imports).

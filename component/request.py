@@ -69,6 +69,16 @@ class Request:
         return sender
 
     @property
+    def delegation(self) -> Any:
+        """How the server forwarded this request (a ``component.delegation.Delegation``), or ``None``.
+
+        Set for a request a server delegated (XEP-0355): one of its users sent
+        it to the server, or to a bare JID on it, and the server forwarded it.
+        ``sender`` is that user, ``recipient`` the address it went to.
+        """
+        return getattr(self.link, "delegation", None)
+
+    @property
     def namespace(self) -> str | None:
         """The payload's namespace."""
         return self.element.uri

@@ -24,12 +24,14 @@ from twisted.words.xish import domish
 
 from component.addresses import InvalidFormat, bare_jid, parse_jid
 from component.config import Limits
+from component.delegation import DELEGATION_VERSIONS
 from component.errors import StanzaError
 from component.interfaces import IComponent
 from component.metrics import NoMetrics
 from component.outcome import INTERNAL_SERVER_ERROR, settle, stanza_error
 from component.payload import Payload, PayloadError
 from component.policy import AccessControl, SenderRateLimit
+from component.privilege import PRIVILEGE_VERSIONS
 from component.registry import Registry, Responder
 from component.request import Request
 from component.serializer import escape_attribute, to_xml
@@ -75,8 +77,14 @@ class Router:
         access: AccessControl | None = None,
         metrics: Any = None,
         log_requests: bool = False,
+        delegations: Any = None,
+        privileges: Any = None,
     ) -> None:
         self.registry = registry
+        self.delegations = delegations
+        """Unwraps what servers forward (component/delegation.py), and hears their advertisements; or None."""
+        self.privileges = privileges
+        """Hears the servers' privilege advertisements (component/privilege.py ``PrivilegeGrants``); or None."""
         self.tracker = tracker
         self.component = component
         self.clock = clock
@@ -123,13 +131,6 @@ class Router:
         except InvalidFormat:
             self.reply_error(link, iq, JID_MALFORMED, from_self=True)
             return
-        if self.draining:
-            self.reply_error(link, iq, SHUTTING_DOWN)
-            return
-        if bare_sender is not None and not self.rate_limit.allow(bare_sender):
-            self.reply_error(link, iq, TOO_FAST)
-            return
-
         payload = None
         for child in iq.children:
             if child.__class__ is not str:
@@ -139,6 +140,16 @@ class Router:
                 payload = child
         if payload is None:
             self.reply_error(link, iq, NOT_ONE_PAYLOAD)
+            return
+        if payload.uri in DELEGATION_VERSIONS and self.delegations is not None:
+            # A user's Iq the server forwarded (XEP-0355): it comes back here unwrapped, limited as that user's.
+            self.delegations.unwrap(iq, payload, link, self)
+            return
+        if self.draining:
+            self.reply_error(link, iq, SHUTTING_DOWN)
+            return
+        if bare_sender is not None and not self.rate_limit.allow(bare_sender):
+            self.reply_error(link, iq, TOO_FAST)
             return
 
         if self.access and not self.access.allows(type, payload.uri, parse_jid(sender) if sender else None):
@@ -156,6 +167,28 @@ class Router:
         counts[responder.namespace] = counts.get(responder.namespace, 0) + 1
         component = responder.component or self.component  # the responder's module's face, with its store
         self.call(responder, Request(iq, payload, sender, recipient, component, link))
+
+    def message(self, message: domish.Element, link: Any) -> None:
+        """Read a server's advertisement of delegations or privileges; log a trusted server's bounce. Never raises.
+
+        Any other message is dropped: the component answers Iqs only.
+        """
+        sender = message.attributes.get("from")
+        if message.attributes.get("type") == "error":
+            if self.privileges is not None and sender in self.privileges.servers:
+                error = next((child for child in message.elements() if child.name == "error"), None)
+                condition = next((child.name for child in error.elements()), None) if error is not None else None
+                self.log.warn(
+                    "{server} refused a message the component sent as it: {condition}",
+                    server=sender,
+                    condition=condition or "no condition given",
+                )
+            return
+        for child in message.elements():
+            if child.name == "privilege" and child.uri in PRIVILEGE_VERSIONS and self.privileges is not None:
+                self.privileges.advertised(sender, message.attributes.get("to", link.jid), child)
+            elif child.name == "delegation" and child.uri in DELEGATION_VERSIONS and self.delegations is not None:
+                self.delegations.advertised(sender, child)
 
     def refuse(self, stanza: domish.Element, condition: str, text: str, link: Any) -> None:
         """Answer a stanza that came on ``link`` and broke a limit (its content already discarded), or drop it.

@@ -21,12 +21,14 @@ from twisted.words.xish import domish
 
 from component.commands import NS_COMMANDS, SESSIONS, CommandAccess, CommandServer
 from component.config import ConfigError, Overrides, Settings, load
+from component.delegation import Delegations
 from component.discovery import Discovery
 from component.facade import ComponentFacade
 from component.link import Link
 from component.loader import HandlerLoadError, HandlerModule, load_handlers, teardown_handlers
 from component.metrics import Metrics, NoMetrics, metrics_service
 from component.policy import AccessControl
+from component.privilege import Privileged, PrivilegeGrants
 from component.registry import Declaration, RegistrationConflict, Registry
 from component.router import Router
 from component.store import Store, open_backend
@@ -98,6 +100,13 @@ class Component(MultiService):
             new_id=new_id,
             metrics=self.metrics,
         )
+        # The servers trusted to forward their users' requests and to grant privileges (XEP-0355, XEP-0356).
+        servers = settings.trusted_servers or (self.server_domain,)
+        self.delegations = Delegations(
+            self._asked_delegations, servers, reactor, settings.delegation_grant_wait, self.metrics, settings.jid
+        )
+        self.privilege_grants = PrivilegeGrants(servers, self.metrics)
+        self.privileged = Privileged(self.privilege_grants, self)
         self.router = Router(
             registry,
             self.tracker,
@@ -107,6 +116,8 @@ class Component(MultiService):
             AccessControl(settings.access),
             self.metrics,
             log_requests=settings.log_requests,
+            delegations=self.delegations,
+            privileges=self.privilege_grants,
         )
         self.disco = self._discovery(settings, registry)
         self.modules: list[HandlerModule] = []  # the handler modules being served, torn down when replaced
@@ -132,6 +143,8 @@ class Component(MultiService):
                 jitter,
                 self.metrics,
                 parent=self,
+                on_up=self._link_up,
+                on_down=self._link_down,
             )
 
         self.link = link(settings.jid, "component.jid", endpoint)
@@ -142,6 +155,20 @@ class Component(MultiService):
         self._links_by_name = {link.jid: link for link in self.links}
         if settings.metrics_endpoint:
             metrics_service(self.metrics, settings.metrics_endpoint).setServiceParent(self)
+
+    def _asked_delegations(self) -> dict[str, str]:
+        """The namespaces to ask servers to delegate: the responders', then the configuration's; each with its origin."""
+        asked = dict(self.registry.delegated)
+        for namespace in self.settings.delegated_namespaces:
+            asked.setdefault(namespace, f"{self.settings.path} [delegation] namespaces")
+        return asked
+
+    def _link_up(self, link: Link) -> None:
+        if link is self.link:  # servers advertise delegations to the component's name
+            self.delegations.connected()
+
+    def _link_down(self, link: Link) -> None:
+        self.privilege_grants.forget(link.jid)
 
     def _discovery(self, settings: Settings, registry: Registry) -> Discovery:
         disco = Discovery(
@@ -181,6 +208,7 @@ class Component(MultiService):
         except RegistrationConflict as e:
             teardown_handlers(self.modules, self.facade, self._reactor, self.settings.shutdown_grace)
             raise HandlerLoadError(f"{e}: a module answers {NS_COMMANDS} itself and also declares commands") from None
+        self.delegations.publish(self.disco)
         return self.modules
 
     def _serve_commands(self) -> None:
@@ -233,6 +261,7 @@ class Component(MultiService):
             disco_items=settings.disco_items,
             disco_forms=settings.disco_forms,
             disco_provider_timeout=settings.disco_provider_timeout,
+            delegated_namespaces=settings.delegated_namespaces,
         )
         previous = (self.settings, self.registry, self.disco, self.modules)
         self.settings, self.registry = settings, Registry()

@@ -5,8 +5,8 @@
 - it parses with ``component.parser.StanzaParser``, which bounds every stanza
   and reports a stanza over a limit as a fault of that stanza; only input
   that leaves the stream unusable closes it, with the matching stream error;
-- once authenticated, every ``<iq/>`` goes straight to the router, with no
-  XPath evaluation, and a stanza fault goes to the router too, to be
+- once authenticated, every ``<iq/>`` and ``<message/>`` goes straight to the
+  router, with no XPath evaluation, and a stanza fault goes to the router too, to be
   answered; each with the stream's ``link`` (component/link.py), on which
   the answer is written; an exception there is logged, and the stream goes on;
 - stanzas it sends as Elements are written by ``component.serializer``,
@@ -34,6 +34,8 @@ class StanzaRouter(Protocol):
     def receive(self, iq: domish.Element, link: Any) -> None: ...
 
     def refuse(self, stanza: domish.Element, condition: str, text: str, link: Any) -> None: ...
+
+    def message(self, message: domish.Element, link: Any) -> None: ...
 
 
 class ComponentStream(xmlstream.XmlStream):
@@ -85,9 +87,12 @@ class ComponentStream(xmlstream.XmlStream):
 
     def onElement(self, element: domish.Element) -> None:
         router = self.router
-        if router is not None and element.name == "iq" and element.uri == NS_COMPONENT_ACCEPT:
+        if router is not None and element.uri == NS_COMPONENT_ACCEPT and element.name in ("iq", "message"):
             try:
-                router.receive(element, self.link)
+                if element.name == "iq":
+                    router.receive(element, self.link)
+                else:  # the server's advertisements (XEP-0355, XEP-0356) and bounces of what the component sent
+                    router.message(element, self.link)
             except Exception:  # noqa: BLE001 - one stanza's failure must not end the stream
                 self.log.failure("Unexpected failure handling {stanza}", stanza=to_xml(element))
         else:

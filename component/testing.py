@@ -40,7 +40,9 @@ from twisted.logger import LogEvent, LogLevel, formatEvent, globalLogPublisher
 from twisted.words.xish import domish
 
 from component.config import Identity, Settings
+from component.delegation import NS_CLIENT, NS_DELEGATION_2, NS_FORWARD
 from component.payload import Payload
+from component.privilege import NS_PRIVILEGE_2
 from component.registry import Registry
 from component.serializer import to_xml
 from component.service import Component
@@ -260,8 +262,10 @@ class HandlerHarness:
         """The modules' store, in memory (``component.store.MemoryStore``): ``store.fail_with =
         StoreUnavailable()`` shows what users get while the real one is down."""
         self._request_ids = itertools.count(1)
+        self._wrapper_ids = (f"d{n}" for n in itertools.count(1))
         self._replies: list[domish.Element] = []
         self._queries: list[domish.Element] = []
+        self._messages: list[domish.Element] = []
 
     def ask(self, iq: str | Payload, sender: str = TESTER, type: str = "get") -> XML | None:
         """Send ``iq`` (``id``, ``from``, ``to`` filled in when missing); return its reply as XML.
@@ -281,6 +285,69 @@ class HandlerHarness:
         stanza.attributes.setdefault("to", self.component.jid)
         self._collect(self.memory.receive(to_xml(stanza)))
         return self.reply(stanza["id"])
+
+    def ask_delegated(
+        self, iq: str | Payload, sender: str = TESTER, type: str = "get", version: str = NS_DELEGATION_2
+    ) -> XML | None:
+        """Send ``iq`` as one of the server's users, forwarded by the server (XEP-0355); return the user's reply.
+
+        ``iq`` is the Iq the user sent, as in ``ask()``, but its ``to`` stays as
+        given: leave it out for the user's own account, or name the server or
+        a bare JID on it. The server (``component.server_domain``) wraps it in
+        ``version`` (``urn:xmpp:delegation:2`` as Prosody, ``:1`` as ejabberd),
+        and the reply is the Iq the server passes on to the user, unwrapped; or
+        the error the component answered the server's Iq with, if it refused it.
+        """
+        if isinstance(iq, Payload):
+            iq = f"<iq type='{type}'>{iq.to_xml()}</iq>"
+        [stanza] = parse_stanzas(iq)
+        if not stanza.hasAttribute("id"):
+            stanza["id"] = str(next(self._request_ids))
+        stanza.attributes.setdefault("from", sender)
+        server = self.component.server_domain
+        inner = to_xml(stanza, within=NS_COMPONENT_ACCEPT).replace("<iq", f"<iq xmlns='{NS_CLIENT}'", 1)
+        wrapper_id = next(self._wrapper_ids)
+        self._collect(
+            self.memory.receive(
+                f"<iq type='set' id='{wrapper_id}' from='{server}' to='{self.component.jid}'>"
+                f"<delegation xmlns='{version}'><forwarded xmlns='{NS_FORWARD}'>{inner}</forwarded></delegation></iq>"
+            )
+        )
+        reply = self.reply(wrapper_id)
+        if reply is None or "type='error'" in reply[:60]:
+            return reply
+        [outer] = parse_stanzas(reply)
+        forwarded = next(next(outer.elements(version, "delegation")).elements(NS_FORWARD, "forwarded"))
+        return _xml(next(forwarded.elements(NS_CLIENT, "iq")), NS_CLIENT)
+
+    def grant(
+        self,
+        roster: str = "none",
+        message: str = "none",
+        presence: str = "none",
+        iq: Mapping[str, str] | None = None,
+        version: str = NS_PRIVILEGE_2,
+    ) -> None:
+        """Play the server advertising privileges (XEP-0356) to the component, as after it connected."""
+        perms = "".join(
+            f"<perm access='{access}' type='{value}'/>"
+            for access, value in (("roster", roster), ("message", message), ("presence", presence))
+        )
+        if iq:
+            namespaces = "".join(f"<namespace ns='{ns}' type='{value}'/>" for ns, value in iq.items())
+            perms += f"<perm access='iq'>{namespaces}</perm>"
+        self._collect(
+            self.memory.receive(
+                f"<message from='{self.component.server_domain}' to='{self.component.jid}'>"
+                f"<privilege xmlns='{version}'>{perms}</privilege></message>"
+            )
+        )
+
+    def sent_messages(self) -> list[XML]:
+        """The messages the component sent since the last call, as XML (such as those sent as the server)."""
+        self._collect(self._sent())
+        messages, self._messages = self._messages, []
+        return [_xml(message) for message in messages]
 
     def _sent(self) -> list[domish.Element]:
         sent = self.memory.sent()
@@ -338,7 +405,12 @@ class HandlerHarness:
 
     def _collect(self, stanzas: list[domish.Element]) -> None:
         for stanza in stanzas:
-            (self._queries if stanza.getAttribute("type") in ("get", "set") else self._replies).append(stanza)
+            if stanza.name == "message":
+                self._messages.append(stanza)
+            elif stanza.getAttribute("type") in ("get", "set"):
+                self._queries.append(stanza)
+            else:
+                self._replies.append(stanza)
 
 
 class XML(str):
@@ -363,13 +435,13 @@ class XML(str):
     __hash__ = str.__hash__
 
 
-def _xml(stanza: domish.Element) -> XML:
+def _xml(stanza: domish.Element, stanza_namespace: str = NS_COMPONENT_ACCEPT) -> XML:
     """A stanza as XML without the stream's namespace declarations, as the component wrote it."""
 
     def strip(element: domish.Element) -> None:
-        if element.uri == NS_COMPONENT_ACCEPT:
+        if element.uri == stanza_namespace:
             element.uri = None
-        if element.defaultUri == NS_COMPONENT_ACCEPT:
+        if element.defaultUri == stanza_namespace:
             element.defaultUri = None
         for child in element.elements():
             strip(child)
