@@ -33,8 +33,11 @@ $(INSTALLED): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
+# prosody-modules brings mod_delegation (XEP-0355) and mod_privilege (XEP-0356), which the
+# config enables from Prosody's default plugin directory.
 prosody:
 	@command -v prosody >/dev/null || apt-get install -y prosody || { apt-get update && apt-get install -y prosody; }
+	@test -f /usr/lib/prosody/modules/mod_delegation/mod_delegation.lua || apt-get install -y prosody-modules || { apt-get update && apt-get install -y prosody-modules; }
 
 # The suite starts its own ejabberd with erl and ejabberd's libraries (private_servers/ejabberd.py); it never
 # uses the packaged service or its ports.

@@ -63,6 +63,12 @@ local modules = {
 	"saslauth"; -- SASL authentication for c2s
 	"disco"; -- service discovery of the server itself
 	"ping"; -- XEP-0199, for keep-alives and liveness checks
+	-- XEP-0355 and XEP-0356, from Debian's prosody-modules: the suite tests namespace
+	-- delegation and privileges against the component. Prosody's default plugin
+	-- directory, /usr/lib/prosody/modules, already holds them (as mod_x/mod_x.lua),
+	-- so no plugin_paths is needed. Each is also enabled in the Component section.
+	"delegation";
+	"privilege";
 }
 
 if tls_port then
@@ -82,9 +88,33 @@ modules_enabled = modules
 modules_disabled = { "s2s", "s2s_auth_certs" }
 
 VirtualHost "localhost"
+	-- Iqs of clients of localhost in these namespaces, to the server or to their own
+	-- bare JID, are forwarded to the component (XEP-0355, urn:xmpp:delegation:2).
+	-- "unasked" is delegated by the server but asked for by no responder, so the suite
+	-- can see what the component does with a delegated namespace it does not serve.
+	delegations = {
+		["jabber:iq:private"] = { jid = "iq.localhost" };
+		["urn:iqresponder:test:delegated"] = { jid = "iq.localhost" };
+		["urn:iqresponder:test:unasked"] = { jid = "iq.localhost" };
+	}
+	-- What the component may do for the users of localhost (XEP-0356, urn:xmpp:privilege:2):
+	-- read and write their rosters, send messages as the server or as a user's bare JID,
+	-- and send roster gets as a user (privileged Iqs). A privileged roster get that
+	-- Prosody itself answers fails with internal-server-error (mod_roster wants the real
+	-- session mod_privilege does not make); one addressed elsewhere goes through.
+	privileged_entities = {
+		["iq.localhost"] = {
+			roster = "both";
+			message = "outgoing";
+			iq = { ["jabber:iq:roster"] = "get" };
+		};
+	}
 
 -- The external component (XEP-0114) that iqresponder connects as.
 Component "iq.localhost"
 	component_secret = secret
 	-- Unset (Prosody's default: a second connection is refused with conflict), or "kick_old".
 	component_conflict_resolve = ENV_IQR_CONFLICT_RESOLVE
+	-- A component inherits almost none of the global modules; both modules must also run
+	-- here to see the component authenticate and advertise to it what localhost grants.
+	modules_enabled = { "delegation"; "privilege" }
