@@ -1,6 +1,7 @@
 """Privileged entity (XEP-0356, component/privilege.py): the advertised permissions and the helpers that use them."""
 
 import textwrap
+from pathlib import Path
 
 import pytest
 from twisted.words.xish import domish
@@ -353,3 +354,29 @@ def test_no_query_or_keepalive_id_starts_with_keepalive():
     memory.clock.advance(memory.settings.keepalive_interval)
     [ping] = memory.sent()
     assert ping.firstChildElement().uri == "urn:xmpp:ping" and not ping["id"].startswith("keepalive")
+
+
+def test_the_running_components_metrics_show_the_grants_and_delegations():
+    from prometheus_client import generate_latest
+
+    memory = InMemoryComponent(settings=make_settings(metrics_endpoint="tcp:port=0:interface=127.0.0.1"))
+    memory.receive(
+        f"<message from='localhost' to='iq.localhost'><privilege xmlns='{P2}'><perm access='roster' type='get'/>"
+        "</privilege></message><message from='localhost' to='iq.localhost'>"
+        "<delegation xmlns='urn:xmpp:delegation:2'><delegated namespace='jabber:iq:private'/></delegation></message>"
+    )
+    text = generate_latest(memory.component.metrics.registry).decode()
+    assert 'iqresponder_privilege{access="roster",jid="iq.localhost",server="localhost",type="get"} 1.0' in text
+    assert 'iqresponder_delegated{namespace="jabber:iq:private",server="localhost"} 1.0' in text
+
+
+def test_stray_text_prosody_writes_after_refusing_a_privileged_iq_costs_nothing():
+    # Prosody 0.12's mod_privilege sends the byte count of its error as text between stanzas.
+    harness = HandlerHarness(Path(__file__).parents[2] / "handlers" / "ping.py")
+    harness.memory.receive(
+        "<iq type='error' id='e2' from='alice@localhost' to='iq.localhost'><error type='auth'>"
+        "<forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>294"
+    )
+    assert harness.ask("<iq type='get'><ping xmlns='urn:xmpp:ping'/></iq>") == (
+        "<iq type='result' id='1' to='tester@localhost/test' from='iq.localhost'/>"
+    )
