@@ -37,6 +37,8 @@ from component.request import Request
 from component.serializer import escape_attribute, to_xml
 from component.stream import NS_COMPONENT_ACCEPT
 
+_DELEGATIONS = frozenset(DELEGATION_VERSIONS)  # a payload in one of these is a server's wrapper (XEP-0355)
+
 # An error reply carries the request's payload back (RFC 6120 8.3.1) only when it is this small.
 ECHO_PAYLOAD_LIMIT = 512
 
@@ -141,7 +143,7 @@ class Router:
         if payload is None:
             self.reply_error(link, iq, NOT_ONE_PAYLOAD)
             return
-        if payload.uri in DELEGATION_VERSIONS and self.delegations is not None:
+        if payload.uri in _DELEGATIONS and self.delegations is not None:
             # A user's Iq the server forwarded (XEP-0355): it comes back here unwrapped, limited as that user's.
             self.delegations.unwrap(iq, payload, link, self)
             return

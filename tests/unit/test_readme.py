@@ -21,3 +21,8 @@ def test_readme_starts_with_the_two_commands():
     assert readme.index("## ") == two_commands  # the first section
     assert "make run" in readme[two_commands : two_commands + 400]
     assert "make test" in readme[two_commands : two_commands + 400]
+
+
+def test_readme_shows_the_delegation_example_exactly_as_the_tested_file():
+    example = (ROOT / "examples" / "handlers" / "private_storage.py").read_text().rstrip("\n")
+    assert f"```python\n{example}\n```" in (ROOT / "README.md").read_text()
