@@ -31,6 +31,7 @@ sys.path.insert(0, str(HERE.parent))  # private_servers
 import baseline
 import c2s
 import commands
+import delegation
 import launch
 import loadgen
 import store
@@ -287,6 +288,8 @@ async def main(args: argparse.Namespace) -> int:
         out["store"] = await store.section(args, work, with_component, median_report)
     if "commands" in args.sections:
         out["commands"] = await commands.section(args, work, with_component, median_report)
+    if "delegation" in args.sections:
+        out["delegation"] = delegation.section()
     if "baseline" in args.sections:
         out["baseline"] = await baseline.section(args)
     if "e2e" in args.sections:
@@ -308,10 +311,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="iqresponder's benchmark")
     parser.add_argument(
         "--sections",
-        default="kinds,dispatch,latency,leak,population,payload,tracker,store,commands,baseline,e2e,scaleout",
+        default="kinds,dispatch,latency,leak,population,payload,tracker,store,commands,delegation,baseline,e2e,scaleout",
         type=lambda text: set(text.split(",")),
         help="which parts to run: kinds, dispatch, latency, leak, population, payload, tracker, store, commands, "
-        "baseline, e2e, scaleout (default: all)",
+        "delegation, baseline, e2e, scaleout (default: all)",
     )
     parser.add_argument("--senders", type=int, default=100_000, help="distinct senders in the population section")
     parser.add_argument("--requests", type=int, default=150_000, help="measured requests per closed-loop run")
