@@ -264,19 +264,8 @@ def _addresses(place: Place, addresses: list[Any], words: tuple[str, ...] = ()) 
 
 def _domains(place: Place, domains: list[Any]) -> tuple[str, ...]:
     """Bare domains, prepared."""
-    normalized = []
-    for index, domain in enumerate(domains):
-        entry = place.inside(f"[{index}]")
-        if not isinstance(domain, str):
-            raise entry.error(f"expected a domain, got {kind(domain)}")
-        try:
-            parsed = parse_jid(domain)
-        except InvalidFormat as e:
-            raise entry.error(f"not a valid domain: {domain!r} ({e})") from None
-        if parsed.user is not None or parsed.resource is not None:
-            raise entry.error(f"expected a bare domain such as example.org, got {domain!r}")
-        normalized.append(parsed.full())
-    return tuple(normalized)
+    domain = bare_domain("example.org")
+    return tuple(domain.read(place.inside(f"[{index}]"), value) for index, value in enumerate(domains))
 
 
 def _namespaces(place: Place, namespaces: list[Any]) -> tuple[str, ...]:

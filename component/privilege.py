@@ -214,14 +214,7 @@ class Privileged:
 
     def roster(self, user: str, timeout: float | None = None) -> Deferred:
         """Fires with ``user``'s roster, a list of ``RosterItem``; needs the roster permission ``get`` or ``both``."""
-        try:
-            bare, privileges = self._user(user)
-            self._require(privileges.roster in _GRANTS_GET, privileges, f"reading {bare}'s roster", "roster", "get")
-        except (MissingPrivilege, ValueError) as e:
-            return fail(e)
-        query = domish.Element((NS_ROSTER, "query"))
-        reply = self._query(privileges, bare, query, "get", timeout)
-        return reply.addCallback(_roster_items)
+        return self._roster_query(user, "get", (), timeout).addCallback(_roster_items)
 
     def set_roster(self, user: str, items: Iterable[RosterItem], timeout: float | None = None) -> Deferred:
         """Adds, changes or (with ``subscription="remove"``) removes contacts of ``user``'s roster.
@@ -230,15 +223,21 @@ class Privileged:
         the server has applied it. (ejabberd 23.01 answers every privileged
         roster set with ``internal-server-error``: its issue 3942.)
         """
+        return self._roster_query(user, "set", items, timeout).addCallback(lambda _: None)
+
+    def _roster_query(self, user: str, type: str, items: Iterable[RosterItem], timeout: float | None) -> Deferred:
+        """A roster get or set on ``user``'s roster, once the roster permission allows it."""
         try:
             bare, privileges = self._user(user)
-            self._require(privileges.roster in _GRANTS_SET, privileges, f"changing {bare}'s roster", "roster", "set")
+            allowed = privileges.roster in (_GRANTS_GET if type == "get" else _GRANTS_SET)
+            what = f"reading {bare}'s roster" if type == "get" else f"changing {bare}'s roster"
+            self._require(allowed, privileges, what, "roster", type)
         except (MissingPrivilege, ValueError) as e:
             return fail(e)
         query = domish.Element((NS_ROSTER, "query"))
         for item in items:
             query.addChild(item.to_element())
-        return self._query(privileges, bare, query, "set", timeout).addCallback(lambda _: None)
+        return self._query(privileges, bare, query, type, timeout)
 
     def send_message(self, message: domish.Element) -> None:
         """Send ``message`` on the server's behalf: its ``from`` is the server or one of its users' bare JIDs.

@@ -276,12 +276,7 @@ class HandlerHarness:
         waiting, for example on an outbound query: see ``queries()`` and
         ``answer()``).
         """
-        if isinstance(iq, Payload):
-            iq = f"<iq type='{type}'>{iq.to_xml()}</iq>"
-        [stanza] = parse_stanzas(iq)
-        if not stanza.hasAttribute("id"):
-            stanza["id"] = str(next(self._request_ids))
-        stanza.attributes.setdefault("from", sender)
+        stanza = self._request(iq, sender, type)
         stanza.attributes.setdefault("to", self.component.jid)
         self._collect(self.memory.receive(to_xml(stanza)))
         return self.reply(stanza["id"])
@@ -298,12 +293,7 @@ class HandlerHarness:
         and the reply is the Iq the server passes on to the user, unwrapped; or
         the error the component answered the server's Iq with, if it refused it.
         """
-        if isinstance(iq, Payload):
-            iq = f"<iq type='{type}'>{iq.to_xml()}</iq>"
-        [stanza] = parse_stanzas(iq)
-        if not stanza.hasAttribute("id"):
-            stanza["id"] = str(next(self._request_ids))
-        stanza.attributes.setdefault("from", sender)
+        stanza = self._request(iq, sender, type)
         server = self.component.server_domain
         inner = to_xml(stanza, within=NS_COMPONENT_ACCEPT).replace("<iq", f"<iq xmlns='{NS_CLIENT}'", 1)
         wrapper_id = next(self._wrapper_ids)
@@ -319,6 +309,16 @@ class HandlerHarness:
         [outer] = parse_stanzas(reply)
         forwarded = next(next(outer.elements(version, "delegation")).elements(NS_FORWARD, "forwarded"))
         return _xml(next(forwarded.elements(NS_CLIENT, "iq")), NS_CLIENT)
+
+    def _request(self, iq: str | Payload, sender: str, type: str) -> domish.Element:
+        """The Iq to send: parsed (or built around a payload instance), with an id and a ``from``."""
+        if isinstance(iq, Payload):
+            iq = f"<iq type='{type}'>{iq.to_xml()}</iq>"
+        [stanza] = parse_stanzas(iq)
+        if not stanza.hasAttribute("id"):
+            stanza["id"] = str(next(self._request_ids))
+        stanza.attributes.setdefault("from", sender)
+        return stanza
 
     def grant(
         self,

@@ -374,3 +374,33 @@ def test_a_missing_jid_says_what_is_expected(tmp_path):
 def test_the_secret_from_the_command_line_or_environment_leaves_the_files_secret_keys_unread(tmp_path):
     path = config(tmp_path, '[component]\njid = "iq.example.org"\nsecret = "s"\nsecret_file = "absent"\n')
     assert load(path, environ={"IQRESPONDER_SECRET": "from-env"}).secret == "from-env"
+
+
+def test_the_delegation_section_is_read(tmp_path):
+    settings = load(
+        config(
+            tmp_path,
+            MINIMAL
+            + '[delegation]\nnamespaces = ["jabber:iq:private", "jabber:iq:private", "urn:example:a"]\n'
+            + 'servers = ["Example.org", "localhost"]\ngrant_wait = 3\n',
+        )
+    )
+    assert settings.delegated_namespaces == ("jabber:iq:private", "urn:example:a")
+    assert settings.trusted_servers == ("example.org", "localhost")
+    assert settings.delegation_grant_wait == 3.0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('servers = ["alice@example.org"]', "delegation.servers[0]: expected a bare domain, such as example.org"),
+        ('servers = ["bad domain"]', "delegation.servers[0]: not a valid JID"),
+        ("servers = [3]", "delegation.servers[0]: expected a string, got an integer"),
+        ('namespaces = ["urn:a", ""]', "delegation.namespaces[1]: not a namespace name"),
+        ("namespaces = [true]", "delegation.namespaces[0]: expected a namespace string, got a boolean"),
+        ('namespaces = "urn:a"', "delegation.namespaces: expected an array, got a string"),
+        ("grant_wait = 0", "delegation.grant_wait: expected a positive number of seconds"),
+    ],
+)
+def test_a_bad_delegation_value_names_its_key(tmp_path, text, message):
+    assert message in error_for(config(tmp_path, MINIMAL + f"[delegation]\n{text}\n"))
