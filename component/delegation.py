@@ -40,14 +40,13 @@ from component.addresses import InvalidFormat, parse_jid
 from component.discovery import DiscoInfo, Discovery
 from component.errors import StanzaError
 from component.serializer import escape_attribute
+from component.stream import NS_CLIENT, NS_FORWARD
 
 NS_DELEGATION_1 = "urn:xmpp:delegation:1"
 """ejabberd's version (built-in ``mod_delegation``)."""
 NS_DELEGATION_2 = "urn:xmpp:delegation:2"
 """Prosody's version (``mod_delegation`` from prosody-modules)."""
 DELEGATION_VERSIONS = (NS_DELEGATION_1, NS_DELEGATION_2)
-NS_FORWARD = "urn:xmpp:forward:0"
-NS_CLIENT = "jabber:client"
 
 NOT_FROM_SERVER = StanzaError("forbidden", text="Only the server forwards delegated requests")
 BAD_WRAPPER = StanzaError("bad-request", text="A delegation forwards exactly one Iq get or set from the server's users")
@@ -103,10 +102,6 @@ class DelegatedLink:
         self._start = f"{start}><delegation xmlns='{delegation.version}'><forwarded xmlns='{NS_FORWARD}'>"
         self._end = "</forwarded></delegation></iq>"
 
-    @property
-    def stream(self) -> Any:
-        return self._link.stream
-
     def send(self, reply: str) -> bool:
         """Write the reply to the user's Iq (``<iq ...>...</iq>`` text, as the router writes it), wrapped."""
         return self._link.send(f"{self._start}<iq xmlns='{NS_CLIENT}'{reply[3:]}{self._end}")
@@ -145,17 +140,26 @@ class Delegations:
         """By server: each namespace it advertised delegating to the component, with the version it used."""
         self._warned: set[str] = set()  # namespaces already said not to be granted, said once per process
         self._refused: set[tuple[str, str]] = set()  # (server, namespace) forwarded but never asked for
+        self._strangers_said = False  # an untrusted advertisement is a warning once, then a debug line
         self._check: IDelayedCall | None = None
+        self._asked_now: Mapping[str, str] | None = None
 
     @property
     def asked(self) -> Mapping[str, str]:
-        """The namespaces the component asks to have delegated, each with where it was asked."""
-        return self._asked()
+        """The namespaces the component asks to have delegated, each with where it was asked (as last published)."""
+        if self._asked_now is None:
+            self._asked_now = dict(self._asked())
+        return self._asked_now
 
     # Service discovery: the nodes the server asks about before it delegates.
 
     def publish(self, disco: Discovery) -> None:
-        """Answer the servers' disco#info on the delegation nodes of every namespace asked for."""
+        """Answer the servers' disco#info on the delegation nodes of every namespace asked for.
+
+        Called once the handler modules are loaded (again after a reload): what
+        is asked for is read then, not on every forwarded request.
+        """
+        self._asked_now = dict(self._asked())
         for namespace in self.asked:
             info = DiscoInfo(features=(namespace,))
             for node in delegation_nodes(namespace):
@@ -165,18 +169,26 @@ class Delegations:
 
     def connected(self) -> None:
         """The component's stream is up: the servers advertise again; check after ``grant_wait`` what they granted."""
+        self.disconnected()
+        if self.asked:
+            self._check = self._clock.callLater(self.grant_wait, self.check_granted)
+
+    def disconnected(self) -> None:
+        """The component's stream is gone, or the component stops: what was granted is no longer."""
         self.granted = {}
         if self._metrics is not None:
             self._metrics.clear_delegations()
         if self._check is not None and self._check.active():
             self._check.cancel()
-        if self.asked:
-            self._check = self._clock.callLater(self.grant_wait, self.check_granted)
+        self._check = None
 
     def advertised(self, server: str, delegation: domish.Element) -> None:
         """A server's ``<delegation/>`` advertisement (in a message from ``server``): note and log what it granted."""
         if server not in self.servers:
-            self.log.warn(
+            # Anyone can send the component a message: said once as a warning, then only for debugging.
+            log = self.log.debug if self._strangers_said else self.log.warn
+            self._strangers_said = True
+            log(
                 "Ignored a delegation advertisement from {server}, which is not in [delegation] servers ({servers})",
                 server=server,
                 servers=", ".join(sorted(self.servers)),
@@ -269,6 +281,8 @@ class Delegations:
         if namespace is not None and namespace not in self.granted.get(server, ()):
             # An instance that shares its name may never see the advertisement: the request shows the grant.
             self.granted.setdefault(server, {})[namespace] = wrapper.uri
+            if self._metrics is not None:
+                self._metrics.set_delegation(server, namespace)
             if namespace in self._warned:
                 self._warned.discard(namespace)
                 self.log.info(

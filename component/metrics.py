@@ -93,8 +93,7 @@ class Metrics:
 
     def set_privileges(self, privileges) -> None:
         """What ``privileges`` (component/privilege.py) says, in place of what its server said before to that name."""
-        for labels in list(self._privilege_labels(privileges.server, privileges.jid)):
-            self.privileges.remove(*labels)
+        self.forget_privileges(privileges.server, privileges.jid)
         granted = [("roster", privileges.roster), ("message", privileges.message), ("presence", privileges.presence)]
         granted += [(f"iq:{namespace}", type) for namespace, type in privileges.iq.items()]
         for access, type in granted:
@@ -106,6 +105,11 @@ class Metrics:
                 labels = sample.labels
                 if labels["server"] == server and labels["jid"] == jid:
                     yield (server, jid, labels["access"], labels["type"])
+
+    def forget_privileges(self, server: str, jid: str) -> None:
+        """The stream under ``jid`` is gone: what ``server`` granted it no longer holds."""
+        for labels in list(self._privilege_labels(server, jid)):
+            self.privileges.remove(*labels)
 
     def set_delegation(self, server: str, namespace: str) -> None:
         self.delegations.labels(server, namespace).set(1)
@@ -133,6 +137,9 @@ class NoMetrics:
         pass
 
     def set_privileges(self, privileges) -> None:
+        pass
+
+    def forget_privileges(self, server, jid) -> None:
         pass
 
     def set_delegation(self, server, namespace) -> None:

@@ -24,12 +24,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 from twisted.words.xish import domish
 
 from component.addresses import InvalidFormat, parse_jid
 from component.errors import IqError, NotConnected, StanzaError
+from component.stream import NS_CLIENT, NS_FORWARD
 from component.tracker import random_id
 
 NS_PRIVILEGE_1 = "urn:xmpp:privilege:1"
@@ -37,8 +38,6 @@ NS_PRIVILEGE_1 = "urn:xmpp:privilege:1"
 NS_PRIVILEGE_2 = "urn:xmpp:privilege:2"
 """Prosody's version (``mod_privilege`` from prosody-modules): adds privileged Iqs."""
 PRIVILEGE_VERSIONS = (NS_PRIVILEGE_1, NS_PRIVILEGE_2)
-NS_FORWARD = "urn:xmpp:forward:0"
-NS_CLIENT = "jabber:client"
 NS_ROSTER = "jabber:iq:roster"
 
 _GRANTS_GET = ("get", "both")
@@ -159,11 +158,15 @@ class PrivilegeGrants:
         self.servers = frozenset(servers)
         self._metrics = metrics
         self._grants: dict[tuple[str, str], Privileges] = {}
+        self._strangers_said = False  # an untrusted advertisement is a warning once, then a debug line
 
     def advertised(self, server: str, jid: str, privilege: domish.Element) -> None:
         """A server's ``<privilege/>`` advertisement, in a message from ``server`` to the component's name ``jid``."""
         if server not in self.servers:
-            self.log.warn(
+            # Anyone can send the component a message: said once as a warning, then only for debugging.
+            log = self.log.debug if self._strangers_said else self.log.warn
+            self._strangers_said = True
+            log(
                 "Ignored a privilege advertisement from {server}, which is not in [delegation] servers ({servers})",
                 server=server,
                 servers=", ".join(sorted(self.servers)),
@@ -185,6 +188,8 @@ class PrivilegeGrants:
         """The stream under ``jid`` is gone: a server advertises again, perhaps otherwise, on the next one."""
         for key in [key for key in self._grants if key[1] == jid]:
             del self._grants[key]
+            if self._metrics is not None:
+                self._metrics.forget_privileges(*key)
 
     def of(self, server: str, jids: Iterable[str]) -> Privileges:
         """What ``server`` granted the first of ``jids`` it advertised to (nothing at all when it advertised none)."""
@@ -192,7 +197,7 @@ class PrivilegeGrants:
             privileges = self._grants.get((server, jid))
             if privileges is not None:
                 return privileges
-        return Privileges(server)
+        return Privileges(server, ", ".join(jids))
 
 
 class Privileged:
@@ -231,7 +236,7 @@ class Privileged:
             bare, privileges = self._user(user)
             allowed = privileges.roster in (_GRANTS_GET if type == "get" else _GRANTS_SET)
             what = f"reading {bare}'s roster" if type == "get" else f"changing {bare}'s roster"
-            self._require(allowed, privileges, what, "roster", type)
+            self._require(allowed, privileges, what, "roster", type, privileges.roster)
         except (MissingPrivilege, ValueError) as e:
             return fail(e)
         query = domish.Element((NS_ROSTER, "query"))
@@ -239,12 +244,13 @@ class Privileged:
             query.addChild(item.to_element())
         return self._query(privileges, bare, query, type, timeout)
 
-    def send_message(self, message: domish.Element) -> None:
+    def send_message(self, message: domish.Element) -> Deferred:
         """Send ``message`` on the server's behalf: its ``from`` is the server or one of its users' bare JIDs.
 
-        Needs the message permission ``outgoing``. The server delivers it as
-        its own; there is no answer (a refusal comes back as an error message,
-        which is logged).
+        Needs the message permission ``outgoing``. Fires with None once
+        written; the server delivers it as its own, and answers nothing (a
+        refusal comes back as an error message, logged with the id of the
+        message that carried it). ``message`` itself is left as it was.
         """
         sender = message.getAttribute("from")
         try:
@@ -252,24 +258,34 @@ class Privileged:
         except InvalidFormat:
             sender_jid = None
         if sender_jid is None or sender_jid.resource is not None:
-            raise ValueError(
-                f"a message sent as the server needs a from: the server or a user's bare JID, not {sender!r}"
+            return fail(
+                ValueError(
+                    f"a message sent as the server needs a from: the server or a user's bare JID, not {sender!r}"
+                )
             )
         if not message.getAttribute("to"):
-            raise ValueError("a message sent as the server needs a to")
+            return fail(ValueError("a message sent as the server needs a to"))
         privileges = self._grants.of(sender_jid.host, self._names())
-        self._require(
-            privileges.message == "outgoing", privileges, f"sending a message as {sender}", "message", "outgoing"
-        )
+        try:
+            self._require(
+                privileges.message == "outgoing",
+                privileges,
+                f"sending a message as {sender}",
+                "message",
+                "outgoing",
+                privileges.message,
+            )
+        except MissingPrivilege as e:
+            return fail(e)
         inner = domish.Element((NS_CLIENT, "message"))
         inner.attributes = dict(message.attributes)
-        for child in message.children:
-            inner.addChild(child)
+        inner.children = list(message.children)  # shared, not moved: the caller's message keeps its children
         outer = domish.Element((None, "message"))
-        outer.attributes = {"from": privileges.jid, "to": privileges.server}
+        outer.attributes = {"from": privileges.jid, "to": privileges.server, "id": random_id()}
         outer.addElement((privileges.version, "privilege")).addElement((NS_FORWARD, "forwarded")).addChild(inner)
         if not self._service.send(outer):
-            raise NotConnected(f"not connected: cannot send the message as {sender}")
+            return fail(NotConnected(f"not connected: cannot send the message as {sender}"))
+        return succeed(None)
 
     def query(
         self, user: str, payload: domish.Element, type: str = "get", to: str | None = None, timeout: float | None = None
@@ -294,6 +310,7 @@ class Privileged:
                 f"sending an Iq {type} in {payload.uri} as {bare}",
                 f"iq {payload.uri}",
                 type,
+                privileges.iq.get(payload.uri or "", "none"),
             )
         except (MissingPrivilege, ValueError) as e:
             return fail(e)
@@ -307,9 +324,14 @@ class Privileged:
         return self._query(privileges, bare, wrapper, type, timeout).addCallback(_forwarded_response)
 
     def _names(self) -> tuple[str, ...]:
-        """The component's names, this instance's own first: its responses cannot reach another instance."""
+        """The name whose grants count: this instance's own when it has one.
+
+        A query sent under the shared name may have its response delivered to
+        another instance (ejabberd spreads stanzas across them), so with
+        ``instance_jid`` only what the server granted that name is used.
+        """
         service = self._service
-        return (service.instance_jid, service.jid) if service.instance_jid else (service.jid,)
+        return (service.instance_jid,) if service.instance_jid else (service.jid,)
 
     def _user(self, user: str) -> tuple[str, Privileges]:
         try:
@@ -321,21 +343,15 @@ class Privileged:
         return jid.userhost(), self._grants.of(jid.host, self._names())
 
     @staticmethod
-    def _require(granted: bool, privileges: Privileges, what: str, access: str, needed: str) -> None:
+    def _require(granted: bool, privileges: Privileges, what: str, access: str, needed: str, have: str) -> None:
+        """Raise ``MissingPrivilege`` unless ``granted``; ``have`` is what the server granted for ``access``."""
         if granted:
             return
         if privileges.version is None:
             raise MissingPrivilege(
                 f"{what} needs the privilege {access} {needed}, but {privileges.server} advertised no privileges to "
-                f"this component (is mod_privilege enabled for it?)"
+                f"{privileges.jid or 'this component'} (is mod_privilege enabled for it, and granting that name?)"
             )
-        have = (
-            privileges.roster
-            if access == "roster"
-            else privileges.message
-            if access == "message"
-            else (privileges.iq.get(access.removeprefix("iq "), "none"))
-        )
         raise MissingPrivilege(
             f"{what} needs the privilege {access} {needed}, but {privileges.server} granted {privileges.jid} "
             f"{access} {have} ({privileges.version}); grant it in Prosody's privileged_entities or ejabberd's "

@@ -1,4 +1,4 @@
-"""Inbound Iq stanzas: validate, look up, call the responder, reply exactly once.
+"""Inbound Iq stanzas: validate, look up, call the responder, reply exactly once; and the server's messages.
 
 This is the only place where a responder's return value or exception becomes
 a reply, following RFC 6120 section 8 (see DESIGN.md's table). Result and
@@ -9,6 +9,10 @@ reply is written with that link's ``send``, under the name the request went to.
 Replies are written as strings: the reply's own tag is formatted directly and
 only the payload is serialized (or taken pre-serialized, as disco's cached
 answers are), which costs a fraction of building and serializing an Element.
+
+Messages carry nothing for responders; those from the server that advertise
+delegations and privileges go to component/delegation.py and
+component/privilege.py, and the rest are dropped.
 """
 
 from __future__ import annotations
@@ -85,6 +89,8 @@ class Router:
         self.registry = registry
         self.delegations = delegations
         """Unwraps what servers forward (component/delegation.py), and hears their advertisements; or None."""
+        self.trusted_servers: frozenset[str] = delegations.servers if delegations is not None else frozenset()
+        """The servers that forward their users' Iqs: not rate-limited as one sender."""
         self.privileges = privileges
         """Hears the servers' privilege advertisements (component/privilege.py ``PrivilegeGrants``); or None."""
         self.tracker = tracker
@@ -133,6 +139,16 @@ class Router:
         except InvalidFormat:
             self.reply_error(link, iq, JID_MALFORMED, from_self=True)
             return
+        # The server forwards every user's delegated Iqs (XEP-0355): it is not limited as one sender, and
+        # what it forwards is answered inside its wrapper, shutting down included (component/delegation.py).
+        server = bare_sender is not None and bare_sender in self.trusted_servers
+        if self.draining and not server:
+            self.reply_error(link, iq, SHUTTING_DOWN)
+            return
+        if bare_sender is not None and not server and not self.rate_limit.allow(bare_sender):
+            self.reply_error(link, iq, TOO_FAST)
+            return
+
         payload = None
         for child in iq.children:
             if child.__class__ is not str:
@@ -144,14 +160,11 @@ class Router:
             self.reply_error(link, iq, NOT_ONE_PAYLOAD)
             return
         if payload.uri in _DELEGATIONS and self.delegations is not None:
-            # A user's Iq the server forwarded (XEP-0355): it comes back here unwrapped, limited as that user's.
+            # A user's Iq the server forwarded: it comes back here unwrapped, limited as that user's.
             self.delegations.unwrap(iq, payload, link, self)
             return
-        if self.draining:
+        if server and self.draining:
             self.reply_error(link, iq, SHUTTING_DOWN)
-            return
-        if bare_sender is not None and not self.rate_limit.allow(bare_sender):
-            self.reply_error(link, iq, TOO_FAST)
             return
 
         if self.access and not self.access.allows(type, payload.uri, parse_jid(sender) if sender else None):
@@ -170,7 +183,7 @@ class Router:
         component = responder.component or self.component  # the responder's module's face, with its store
         self.call(responder, Request(iq, payload, sender, recipient, component, link))
 
-    def message(self, message: domish.Element, link: Any) -> None:
+    def receive_message(self, message: domish.Element, link: Any) -> None:
         """Read a server's advertisement of delegations or privileges; log a trusted server's bounce. Never raises.
 
         Any other message is dropped: the component answers Iqs only.
@@ -189,7 +202,7 @@ class Router:
         for child in message.elements():
             if child.name == "privilege" and child.uri in PRIVILEGE_VERSIONS and self.privileges is not None:
                 self.privileges.advertised(sender, message.attributes.get("to", link.jid), child)
-            elif child.name == "delegation" and child.uri in DELEGATION_VERSIONS and self.delegations is not None:
+            elif child.name == "delegation" and child.uri in _DELEGATIONS and self.delegations is not None:
                 self.delegations.advertised(sender, child)
 
     def refuse(self, stanza: domish.Element, condition: str, text: str, link: Any) -> None:

@@ -169,6 +169,8 @@ class Component(MultiService):
 
     def _link_down(self, link: Link) -> None:
         self.privilege_grants.forget(link.jid)
+        if link is self.link:
+            self.delegations.disconnected()
 
     def _discovery(self, settings: Settings, registry: Registry) -> Discovery:
         disco = Discovery(
@@ -251,6 +253,13 @@ class Component(MultiService):
             self.settings.store_connections,
         ):
             self.log.warn("The [store] section changed; a restart makes the change take effect, a reload does not")
+        if (settings.trusted_servers, settings.delegation_grant_wait) != (
+            self.settings.trusted_servers,
+            self.settings.delegation_grant_wait,
+        ):
+            self.log.warn(
+                "[delegation] servers or grant_wait changed; a restart makes the change take effect, a reload does not"
+            )
         settings = replace(
             self.settings,
             admins=settings.admins,
@@ -264,6 +273,7 @@ class Component(MultiService):
             delegated_namespaces=settings.delegated_namespaces,
         )
         previous = (self.settings, self.registry, self.disco, self.modules)
+        asked_before = dict(self.delegations.asked)
         self.settings, self.registry = settings, Registry()
         self.disco = self._discovery(settings, self.registry)  # setup() functions publish into it
         try:
@@ -273,6 +283,13 @@ class Component(MultiService):
             self.log.error("Reload failed; still serving the previous handlers: {error}", error=str(e))
             return False
         teardown_handlers(previous[3], self.facade, self._reactor, self.settings.shutdown_grace)
+        added = sorted(set(self.delegations.asked) - set(asked_before))
+        if added:
+            # Servers ask which namespaces to delegate when the component connects, not later.
+            self.log.warn(
+                "Delegation of {namespaces} is asked for now; servers grant it at the next connection",
+                namespaces=", ".join(added),
+            )
         self.router.registry = self.registry
         self.log.info(
             "Reloaded {count} handler modules; disco#info features: {features}",
@@ -321,6 +338,7 @@ class Component(MultiService):
         return teardown_handlers(modules, self.facade, self._reactor, self.settings.shutdown_grace)
 
     def _close_stream(self) -> None:
+        self.delegations.disconnected()  # no grant check left to run after the stop
         for link in self.links:
             link.close()
 

@@ -25,6 +25,10 @@ from component.parser import StanzaParser, StreamFault
 from component.serializer import to_xml
 
 NS_COMPONENT_ACCEPT = "jabber:component:accept"
+NS_CLIENT = "jabber:client"
+"""The client stanzas' namespace: that of an Iq or message a server forwards inside another stanza."""
+NS_FORWARD = "urn:xmpp:forward:0"
+"""XEP-0297 stanza forwarding: how servers and the component wrap one stanza in another."""
 _STANZA_NAMESPACES = (None, "", NS_COMPONENT_ACCEPT)
 
 
@@ -35,7 +39,7 @@ class StanzaRouter(Protocol):
 
     def refuse(self, stanza: domish.Element, condition: str, text: str, link: Any) -> None: ...
 
-    def message(self, message: domish.Element, link: Any) -> None: ...
+    def receive_message(self, message: domish.Element, link: Any) -> None: ...
 
 
 class ComponentStream(xmlstream.XmlStream):
@@ -92,7 +96,7 @@ class ComponentStream(xmlstream.XmlStream):
                 if element.name == "iq":
                     router.receive(element, self.link)
                 else:  # the server's advertisements (XEP-0355, XEP-0356) and bounces of what the component sent
-                    router.message(element, self.link)
+                    router.receive_message(element, self.link)
             except Exception:  # noqa: BLE001 - one stanza's failure must not end the stream
                 self.log.failure("Unexpected failure handling {stanza}", stanza=to_xml(element))
         else:

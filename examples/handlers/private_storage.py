@@ -9,26 +9,32 @@ get:  <query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'/></query
 
 The server, configured to delegate ``jabber:iq:private`` to the component,
 forwards these requests, and the documents live in the component's store:
-durable, and shared by every instance of the component.
+durable, and shared by every instance of the component. Each user may keep
+``MAX_DOCUMENTS`` documents of ``MAX_DOCUMENT_CHARS`` each; a request names one
+element (XEP-0049 allows several; this service answers ``bad-request``).
 """
 
 from twisted.words.xish import domish
 
-from component import Request, StanzaError, responder
-from component.serializer import to_xml
+from component import Request, StanzaError, responder, serialized
 
 NS_PRIVATE = "jabber:iq:private"
 MAX_DOCUMENT_CHARS = 64 * 1024
 """A user's document under one namespace may be this large, serialized."""
+MAX_DOCUMENTS = 100
+"""A user may keep this many documents (namespaces): the store's growth is bounded per user."""
 
 
 @responder(NS_PRIVATE, "set", "query", delegated=True)
 async def store(request: Request) -> None:
     owner, document = _owner_and_document(request)
-    text = to_xml(document)
+    text = serialized(document)
     if len(text) > MAX_DOCUMENT_CHARS:
         raise StanzaError("not-acceptable", text=f"A private document may have at most {MAX_DOCUMENT_CHARS} characters")
-    await request.component.store.set(_key(owner, document), text)
+    store, key = request.component.store, _key(owner, document)
+    if await store.get(key) is None and len(await store.keys(f"{owner}\n", limit=MAX_DOCUMENTS)) >= MAX_DOCUMENTS:
+        raise StanzaError("resource-constraint", "cancel", text=f"At most {MAX_DOCUMENTS} private documents per user")
+    await store.set(key, str(text))
 
 
 @responder(NS_PRIVATE, "get", "query", delegated=True)
@@ -36,7 +42,7 @@ async def fetch(request: Request) -> domish.SerializedXML:
     owner, document = _owner_and_document(request)
     stored = await request.component.store.get(_key(owner, document))
     # Nothing stored: the element asked for comes back empty (XEP-0049 section 3).
-    return domish.SerializedXML(f"<query xmlns='{NS_PRIVATE}'>{stored or to_xml(_empty(document))}</query>")
+    return domish.SerializedXML(f"<query xmlns='{NS_PRIVATE}'>{stored or serialized(_empty(document))}</query>")
 
 
 def _owner_and_document(request: Request) -> tuple[str, domish.Element]:

@@ -87,7 +87,8 @@ def test_the_reply_is_wrapped_as_the_result_of_the_servers_iq_in_the_version_it_
 
 
 def test_an_iq_to_the_users_own_account_without_a_to_says_it_was_for_the_users_bare_jid(harness):
-    reply = harness.ask_delegated(f"<iq type='get' id='a2'><who xmlns='{NS}'/></iq>", sender=USER, version=V1)
+    # Prosody forwards an Iq to the user's own account with no to, whether it named the bare JID or nothing.
+    reply = harness.ask_delegated(f"<iq type='get' id='a2'><who xmlns='{NS}'/></iq>", sender=USER, version=V2)
     assert "to='juliet@localhost'" in reply and "bare='True'" in reply and "recipient='none'" in reply
     assert "from=" not in reply.split(">")[0]  # answered from the user's own account, as the user addressed it
 
@@ -190,7 +191,7 @@ def test_a_delegation_nested_in_a_delegated_iq_is_not_unwrapped_twice(harness):
     )
     nested = nested.replace("<iq type='set' id='x' from='localhost' to='iq.localhost'>", "").removesuffix("</iq>")
     reply = harness.ask_delegated(f"<iq type='set' id='n1' to='localhost'>{nested}</iq>", sender=USER)
-    assert "error" in reply and "admin@localhost" not in reply
+    assert "type='error'" in reply and f"to='{USER}'" in reply and "admin@localhost" not in reply
 
 
 def test_a_namespace_forwarded_but_never_asked_for_is_answered_service_unavailable_and_said_once(
@@ -214,6 +215,7 @@ def test_delegated_requests_are_rate_limited_per_user_not_per_server(tmp_path):
         assert "result" in harness.ask_delegated(f"<iq type='get'><who xmlns='{NS}'/></iq>", sender=f"u{n}@localhost/r")
     replies = [harness.ask_delegated(f"<iq type='get'><who xmlns='{NS}'/></iq>", sender=USER) for _ in range(3)]
     assert ["resource-constraint" in reply for reply in replies] == [False, False, True]
+    assert f"to='{USER}'" in replies[2]  # inside the wrapper, to the user: the server's own Iq was answered
 
 
 @pytest.mark.parametrize("version", [V1, V2])
@@ -270,10 +272,27 @@ def test_advertisements_are_read_and_logged_once_per_namespace(harness, caplog_t
     ]
 
 
-def test_an_advertisement_from_an_untrusted_sender_is_ignored_and_said(harness, caplog_twisted):
-    advertise(harness, V2, NS, sender="evil.example")
+def test_an_advertisement_from_an_untrusted_sender_is_ignored_and_warned_about_once(harness, caplog_twisted):
+    for _ in range(3):
+        advertise(harness, V2, NS, sender="evil.example")
     assert harness.component.delegations.granted == {}
-    assert "Ignored a delegation advertisement from evil.example" in caplog_twisted.text()
+    said = [event for event in caplog_twisted if "Ignored a delegation advertisement" in caplog_twisted.format(event)]
+    assert [event["log_level"].name for event in said] == ["warn", "debug", "debug"]
+
+
+def test_ejabberds_to_is_answered_as_it_was_written(harness):
+    inner = f"<iq xmlns='jabber:client' type='get' id='c1' from='{USER}' to='Juliet@LocalHost'><who xmlns='{NS}'/></iq>"
+    [outer] = harness.memory.receive(wrapped("w9", inner, V1))
+    iq = next(next(next(outer.elements()).elements()).elements())
+    assert (iq["type"], iq["from"], iq["to"]) == ("result", "Juliet@LocalHost", USER)  # ejabberd checks from == to
+
+
+def test_a_connection_lost_before_the_grant_check_cancels_it(harness, caplog_twisted):
+    harness.memory.connect()
+    harness.advance(3)
+    harness.memory.disconnect()
+    harness.advance(60)
+    assert "did not grant" not in caplog_twisted.text()
 
 
 def test_a_namespace_not_granted_in_time_is_said_once_with_what_to_configure(harness, caplog_twisted):

@@ -78,13 +78,17 @@ def test_the_advertisement_is_logged_and_exposed(harness, caplog_twisted):
     )
 
 
-def test_an_advertisement_from_anyone_but_the_server_is_ignored(harness, caplog_twisted):
-    harness.memory.receive(
-        f"<message from='mallory@localhost/x' to='iq.localhost'><privilege xmlns='{P2}'>"
-        "<perm access='roster' type='both'/></privilege></message>"
-    )
+def test_an_advertisement_from_anyone_but_the_server_is_ignored_and_warned_about_once(harness, caplog_twisted):
+    for _ in range(3):
+        harness.memory.receive(
+            f"<message from='mallory@localhost/x' to='iq.localhost'><privilege xmlns='{P2}'>"
+            "<perm access='roster' type='both'/></privilege></message>"
+        )
     assert harness.component.privileged.granted().roster == "none"
-    assert "Ignored a privilege advertisement from mallory@localhost/x" in caplog_twisted.text()
+    warnings = [
+        event for event in caplog_twisted if "Ignored a privilege advertisement" in caplog_twisted.format(event)
+    ]
+    assert [event["log_level"].name for event in warnings] == ["warn", "debug", "debug"]
 
 
 def test_the_permissions_are_exported_as_metrics():
@@ -138,13 +142,11 @@ def test_without_any_advertisement_every_helper_fails_at_once_and_says_so(harnes
         results(privileged.roster("juliet@localhost"))[0].value,
         results(privileged.set_roster("juliet@localhost", []))[0].value,
         results(privileged.query("juliet@localhost", domish.Element(("urn:example", "q"))))[0].value,
+        results(privileged.send_message(message))[0].value,
     ]
-    with pytest.raises(MissingPrivilege) as raised:
-        privileged.send_message(message)
-    failures.append(raised.value)
     for failure in failures:
         assert isinstance(failure, MissingPrivilege)
-        assert "localhost advertised no privileges to this component" in str(failure)
+        assert "localhost advertised no privileges to iq.localhost" in str(failure)
     assert harness.queries() == [] and harness.sent_messages() == []
 
 
@@ -184,6 +186,19 @@ def test_a_roster_set_sends_the_items_and_a_removal(harness):
     assert outcome == [None]
 
 
+def test_a_privileged_iq_the_server_failed_to_send_fails_with_the_servers_error(harness):
+    # Prosody's mod_privilege answers the component's own Iq with an error when the one it wrapped failed.
+    harness.grant(iq={"urn:example": "get"})
+    outcome = results(harness.component.privileged.query("juliet@localhost", domish.Element(("urn:example", "q"))))
+    [query] = harness.queries()
+    harness.answer(
+        query,
+        "<error type='cancel'><internal-server-error xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>",
+        type="error",
+    )
+    assert isinstance(outcome[0].value, IqError) and outcome[0].value.condition == "internal-server-error"
+
+
 def test_a_server_refusing_a_roster_set_fails_it_with_the_servers_error(harness):
     harness.grant(roster="both", version=P1)
     outcome = results(harness.component.privileged.set_roster("juliet@localhost", [RosterItem("romeo@localhost")]))
@@ -200,15 +215,16 @@ def test_a_message_as_the_server_is_wrapped_and_sent_to_the_server(harness):
     harness.grant(message="outgoing", version=P1)
     message = domish.Element((None, "message"))
     message["from"], message["to"], message["type"] = "localhost", "juliet@localhost", "headline"
-    message.addElement("body", content="The feast is tonight")
-    harness.component.privileged.send_message(message)
-    assert harness.sent_messages() == [
-        (
-            f"<message from='iq.localhost' to='localhost'><privilege xmlns='{P1}'>"
-            "<forwarded xmlns='urn:xmpp:forward:0'><message xmlns='jabber:client' from='localhost' to='juliet@localhost' "
-            "type='headline'><body>The feast is tonight</body></message></forwarded></privilege></message>"
-        )
-    ]
+    body = message.addElement("body", content="The feast is tonight")
+    assert results(harness.component.privileged.send_message(message)) == [None]
+    assert body.parent is message  # the caller's message is left as it was
+    [sent] = harness.sent_messages()
+    assert sent.startswith("<message from='iq.localhost' to='localhost' id='")
+    assert sent.replace(sent[sent.index(" id='") : sent.index("'>") + 1], "") == (
+        f"<message from='iq.localhost' to='localhost'><privilege xmlns='{P1}'>"
+        "<forwarded xmlns='urn:xmpp:forward:0'><message xmlns='jabber:client' from='localhost' to='juliet@localhost' "
+        "type='headline'><body>The feast is tonight</body></message></forwarded></privilege></message>"
+    )
 
 
 @pytest.mark.parametrize("sender", [None, "juliet@localhost/balcony", "bad jid@localhost"])
@@ -218,8 +234,8 @@ def test_a_message_as_the_server_needs_the_server_or_a_bare_jid_as_its_sender(ha
     message["to"] = "juliet@localhost"
     if sender is not None:
         message["from"] = sender
-    with pytest.raises(ValueError, match="needs a from"):
-        harness.component.privileged.send_message(message)
+    [failure] = results(harness.component.privileged.send_message(message))
+    assert isinstance(failure.value, ValueError) and "needs a from" in str(failure.value)
     assert harness.sent_messages() == []
 
 
@@ -227,8 +243,8 @@ def test_a_message_without_the_message_permission_is_not_sent(harness):
     harness.grant(roster="both")
     message = domish.Element((None, "message"))
     message["from"], message["to"] = "romeo@localhost", "juliet@localhost"
-    with pytest.raises(MissingPrivilege, match="needs the privilege message outgoing, but localhost granted"):
-        harness.component.privileged.send_message(message)
+    [failure] = results(harness.component.privileged.send_message(message))
+    assert "needs the privilege message outgoing, but localhost granted iq.localhost message none" in str(failure.value)
     assert harness.sent_messages() == []
 
 
@@ -291,16 +307,17 @@ def test_a_helper_given_no_users_jid_fails_with_value_error(harness):
         assert isinstance(failure.value, ValueError)
 
 
-def test_privileged_stanzas_go_out_under_the_instances_own_name_when_it_was_granted(tmp_path):
+def test_with_an_instance_name_only_what_that_name_was_granted_counts(tmp_path):
+    # A query under the shared name may be answered to another instance: the instance's own grant is needed.
     memory = InMemoryComponent(settings=make_settings(instance_jid="iq-1.localhost"))
     privileged = memory.component.privileged
     memory.receive(
         f"<message from='localhost' to='iq.localhost'><privilege xmlns='{P2}'><perm access='roster' type='get'/>"
         "</privilege></message>"
     )
-    privileged.roster("juliet@localhost")
-    [query] = memory.sent()
-    assert query["from"] == "iq.localhost"  # only the shared name was granted
+    [failure] = results(privileged.roster("juliet@localhost"))
+    assert "advertised no privileges to iq-1.localhost" in str(failure.value)
+    assert memory.sent() == [] and memory.sent(instance=True) == []
     memory.receive(
         f"<message from='localhost' to='iq-1.localhost'><privilege xmlns='{P2}'><perm access='roster' type='get'/>"
         "</privilege></message>",
@@ -311,10 +328,18 @@ def test_privileged_stanzas_go_out_under_the_instances_own_name_when_it_was_gran
     assert query["from"] == "iq-1.localhost"
 
 
-def test_the_grants_of_a_lost_stream_are_forgotten(harness):
-    harness.grant(roster="both")
-    harness.memory.disconnect()
-    assert harness.component.privileged.granted().version is None
+def test_the_grants_of_a_lost_stream_are_forgotten_and_leave_the_metrics(tmp_path):
+    from prometheus_client import generate_latest
+
+    memory = InMemoryComponent(settings=make_settings(metrics_endpoint="tcp:port=0:interface=127.0.0.1"))
+    memory.receive(
+        f"<message from='localhost' to='iq.localhost'><privilege xmlns='{P2}'><perm access='roster' type='get'/>"
+        "</privilege></message>"
+    )
+    assert "iqresponder_privilege{" in generate_latest(memory.component.metrics.registry).decode()
+    memory.disconnect()
+    assert memory.component.privileged.granted().version is None
+    assert "iqresponder_privilege{" not in generate_latest(memory.component.metrics.registry).decode()
 
 
 def test_a_missing_privilege_escaping_a_responder_answers_service_unavailable(tmp_path):

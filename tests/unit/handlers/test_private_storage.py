@@ -77,3 +77,13 @@ def test_it_answers_only_what_the_server_forwarded(harness):
 
 def test_it_asks_the_server_for_the_delegation(harness):
     assert "jabber:iq:private" in harness.component.delegations.asked
+
+
+def test_a_user_keeps_a_bounded_number_of_documents(harness, monkeypatch):
+    module = next(module for module in harness.component.modules if module.name == "private_storage")
+    monkeypatch.setattr(module.module, "MAX_DOCUMENTS", 3)
+    for n in range(3):
+        assert "result" in ask(harness, "set", f"<d xmlns='urn:example:d{n}'/>")
+    assert "resource-constraint" in ask(harness, "set", "<d xmlns='urn:example:d3'/>")
+    assert "result" in ask(harness, "set", "<d xmlns='urn:example:d0'>changed</d>")  # replacing one is fine
+    assert "result" in ask(harness, "set", "<d xmlns='urn:example:d3'/>", sender="romeo@localhost/r")
