@@ -19,6 +19,7 @@ HANDLERS ?=
 export DEBIAN_FRONTEND := noninteractive
 
 .PHONY: setup run test soak bench bench-peers lint format clean prosody ejabberd postgresql venv-support
+.PHONY: versions
 
 setup: $(INSTALLED) prosody conf/secret.txt
 
@@ -61,7 +62,14 @@ run: setup
 	    $(if $(strip $(HANDLERS)),--handlers handlers $(addprefix --handlers ,$(HANDLERS)))
 
 test: setup ejabberd postgresql
+	$(MAKE) versions
 	$(PY) -m pytest
+
+# The unit tests on every Python version pyproject.toml's classifiers name (noxfile.py), with pyenv's
+# interpreters; each version's virtualenv stays in .nox/ for the next run.
+versions: $(INSTALLED)
+	@$(PY) -c 'import noxfile; noxfile.require_interpreters()'
+	$(VENV)/bin/nox
 
 # The long fuzzing run: the suite's stream and address properties with 20,000 examples each, and how many were tried.
 soak: setup
@@ -84,4 +92,4 @@ format: $(INSTALLED)
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) $(RUN_DIR) build dist twisted/plugins/dropin.cache
+	rm -rf $(VENV) $(RUN_DIR) build dist twisted/plugins/dropin.cache .nox
