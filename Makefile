@@ -62,6 +62,7 @@ run: setup
 	    $(if $(strip $(HANDLERS)),--handlers handlers $(addprefix --handlers ,$(HANDLERS)))
 
 test: setup ejabberd postgresql
+	$(MAKE) --no-print-directory docs
 	$(MAKE) versions
 	$(PY) -m pytest
 
@@ -79,6 +80,11 @@ soak: setup
 bench: setup ejabberd postgresql
 	mkdir -p $(RUN_DIR)
 	$(PY) bench/run.py --output $(RUN_DIR)/bench-latest.json
+
+# The documentation site in docs/_build/html, warnings as errors (docs/contributing.md). make test builds it too.
+.PHONY: docs
+docs: $(INSTALLED)
+	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
 bench-peers: setup
 	sh bench/peers.sh

@@ -2,8 +2,9 @@
 
 ``KEYS`` says, for every key of the file, where it lives, what its value must
 be, what it is when absent and what it means. The reader, its unknown-key and
-wrong-type errors, and the README's configuration reference (``reference()``,
-which a unit test holds the README to) are all made from that table, so that a
+wrong-type errors, and the documentation's configuration reference
+(``reference()``, which the documentation's build writes into
+docs/reference/configuration.md) are all made from that table, so that a
 key cannot be read without being documented, nor documented without being
 read. What each kind of value must be is in ``component.config_values``.
 
@@ -61,7 +62,7 @@ DEFAULT_IDENTITY = {"category": "component", "type": "generic", "name": "iqrespo
 
 @dataclass(frozen=True)
 class Limits:
-    """What one stream, one sender and the responders may cost (see README, "Limits")."""
+    """What one stream, one sender and the responders may cost (see docs/reference/limits.md)."""
 
     max_stanza_bytes: int = 2 * 1024 * 1024
     max_depth: int = 32
@@ -84,7 +85,7 @@ class Settings:
     jid: str
     secret: str = field(repr=False)
     instance_jid: str | None = None
-    """This process's own name, for scaling out: see README, "Scaling out"."""
+    """This process's own name, for scaling out: see docs/howto/scaling.md."""
     server: str = "tcp:host=127.0.0.1:port=5347"
     response_timeout: float = 30.0
     reconnect_max: float = 60.0
@@ -154,21 +155,21 @@ REQUIRED: Any = _Required()
 
 @dataclass(frozen=True)
 class Key:
-    """One key of the file, and everything the reader and the README need to know about it."""
+    """One key of the file, and everything the reader and the reference need to know about it."""
 
     path: str
-    """Section and name, as errors and the README spell it: ``component.jid``."""
+    """Section and name, as errors and the reference spell it: ``component.jid``."""
     value: Value
     default: Any
     """The TOML value an absent key stands for, checked like a given one; None for absent, or REQUIRED."""
     meaning: str
-    """One line for the README."""
+    """One line for the configuration reference."""
     setting: str | None = None
     """The ``Settings`` field it fills (``limits.NAME`` for ``Limits``); None when read by a combining step."""
     option: str | None = None
     """The command-line option that wins over the file."""
     shown: str | None = None
-    """The README's default when the TOML value would not say it."""
+    """The reference's default when the TOML value would not say it."""
 
     @property
     def section(self) -> str:
@@ -568,7 +569,7 @@ def _read_secret(place: Place, path: Path) -> str:
 
 
 def reference() -> str:
-    """The README's table of keys (under "## Configuration"), made from ``KEYS``."""
+    """The configuration reference's table of keys (docs/reference/configuration.md), made from ``KEYS``."""
     rows = ["| key | value | default | meaning |", "|---|---|---|---|"]
     for key in KEYS:
         meaning = key.meaning + (f" `{key.option}` on the command line wins." if key.option else "")
@@ -577,7 +578,7 @@ def reference() -> str:
 
 
 def shown_default(key: Key) -> str:
-    """The default as the README shows it: a TOML value in backquotes, ``required``, or words."""
+    """The default as the reference shows it: a TOML value in backquotes, ``required``, or words."""
     if key.default is REQUIRED:
         return "required"
     if key.shown is not None:

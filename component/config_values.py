@@ -1,7 +1,7 @@
 """The kinds of value a configuration key may have: a TOML type, a check and a conversion, and their words.
 
 ``component.config`` names one of these for each key of its table. A value's
-``text`` is what the README's configuration reference says the key takes, and
+``text`` is what the documentation's configuration reference says the key takes, and
 what the error says was expected when the check fails, so the two read alike.
 """
 
@@ -67,7 +67,7 @@ class Value:
     """What a key's value must be: a TOML type, then a check and conversion."""
 
     text: str
-    """The value in words, for the README and for the error when the check fails."""
+    """The value in words, for the reference and for the error when the check fails."""
     toml: type | tuple[type, ...]
     convert: Callable[[Place, Any], Any] = lambda place, value: value
 

@@ -117,7 +117,7 @@ class Form:
     with declared fields. Its instances are built with keywords (fields not given
     take their defaults, or are empty) and compare by their values. The class
     attributes ``form_type``, ``title``, ``instructions`` and ``fields`` (the
-    declared ``FormField``s, in order) describe it.
+    declared ``FormField`` objects, in order) describe it.
     """
 
     form_type: ClassVar[str | None] = None

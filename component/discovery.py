@@ -324,7 +324,7 @@ def parse_info(query: domish.Element) -> DiscoInfo:
 
 
 def parse_items(query: domish.Element) -> tuple[Item, ...]:
-    """A disco#items result's ``<query/>`` as ``Item``s, skipping items without a valid JID."""
+    """A disco#items result's ``<query/>`` as ``Item`` objects, skipping items without a valid JID."""
     items = []
     for element in query.elements(NS_DISCO_ITEMS, "item"):
         try:

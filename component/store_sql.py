@@ -329,8 +329,8 @@ class PostgreSQLBackend(SQLBackend):
     Each connection gives a statement up after the store's timeout, also while
     it waits for a row another session holds (``statement_timeout``,
     ``lock_timeout``). The table is made on first use when it is missing; a
-    user without the right to make it can use one its owner made (README,
-    "State for handlers").
+    user without the right to make it can use one its owner made
+    (docs/howto/store.md).
     """
 
     placeholder = "%s"
@@ -399,7 +399,7 @@ class PostgreSQLBackend(SQLBackend):
                 except psycopg.errors.InsufficientPrivilege as e:
                     raise StoreUnavailable(
                         f"the table {TABLE} is missing and this user may not create it ({self._reason(e)}); "
-                        "create it as the database's owner (README, State for handlers)"
+                        "create it as the database's owner (docs/howto/store.md)"
                     ) from None
         self._connections.open(wait=False)
 

@@ -322,15 +322,25 @@ def test_handlers_adds_directories_to_the_bundled_ones(terminal, make_run, run_d
     run.assert_all_gone()
 
 
+def probe_blocks(*pages: Path) -> list[str]:
+    """Every shell block of these pages that runs the probe, as typed (dedented out of list items)."""
+    blocks = [
+        block
+        for page in pages
+        for _, block in re.findall(r"^( *)```sh\n(.*?)^ *```", page.read_text(), re.MULTILINE | re.DOTALL)
+    ]
+    return [textwrap.dedent(block) for block in blocks if "iqresponder-probe" in block]
+
+
 def readme_probe_blocks() -> list[str]:
-    """Every shell block of the README that runs the probe, as typed (dedented out of list items)."""
-    blocks = re.findall(r"^( *)```sh\n(.*?)^ *```", (ROOT / "README.md").read_text(), re.MULTILINE | re.DOTALL)
-    return [textwrap.dedent(block) for _, block in blocks if "iqresponder-probe" in block]
+    """The probe blocks of the README, then those of the documentation's pages."""
+    pages = sorted(page for page in (ROOT / "docs").rglob("*.md") if "_build" not in page.parts)
+    return probe_blocks(ROOT / "README.md", *pages)
 
 
 def test_the_readme_shows_a_first_query_on_its_first_screen():
     first_screen = "\n".join((ROOT / "README.md").read_text().splitlines()[:40])
-    first_query = readme_probe_blocks()[0]
+    first_query = probe_blocks(ROOT / "README.md")[0]
     assert first_query in first_screen
     assert first_screen.index("make run") < first_screen.index(first_query)
 

@@ -184,9 +184,9 @@ def test_a_database_that_cannot_be_reached_at_start_is_one_warning_and_the_rest_
 
 
 def readme_table_sql() -> str:
-    """The SQL the README gives an owner to create the store's table for a user with fewer rights."""
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    return readme.split("```sql\n", 1)[1].split("```", 1)[0]
+    """The SQL the store's guide gives an owner to create the store's table for a user with fewer rights."""
+    guide = (Path(__file__).parents[2] / "docs" / "howto" / "store.md").read_text()
+    return guide.split("```sql\n", 1)[1].split("```", 1)[0]
 
 
 @pytest.mark.servers("prosody-tcp")

@@ -59,7 +59,7 @@ def test_unit_runs_twistd_in_the_foreground_with_the_config_and_restarts_on_fail
 def test_unit_gives_the_store_a_writable_state_directory_under_its_read_only_system():
     unit = service_section(UNIT.read_text())
     assert unit["StateDirectory"] == "iqresponder" and unit["ProtectSystem"] == "strict"
-    assert "/var/lib/iqresponder/store.sqlite3" in (UNIT.parents[1] / "README.md").read_text()
+    assert "/var/lib/iqresponder/store.sqlite3" in (UNIT.parents[1] / "docs" / "howto" / "systemd.md").read_text()
 
 
 def test_unit_sets_each_of_systemds_hardening_options_to_its_value():
