@@ -17,12 +17,14 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.words.protocols.jabber import error, xmlstream
 from twisted.words.xish import domish
 
 from component.parser import StanzaParser, StreamFault
 from component.serializer import to_xml
+from component.twisted_typed import XmlStream
 
 NS_COMPONENT_ACCEPT = "jabber:component:accept"
 _STANZA_NAMESPACES = (None, "", NS_COMPONENT_ACCEPT)
@@ -38,7 +40,7 @@ class StanzaRouter(Protocol):
     def message(self, message: domish.Element, link: Any) -> None: ...
 
 
-class ComponentStream(xmlstream.XmlStream):
+class ComponentStream(XmlStream):
     """An ``XmlStream`` whose stanzas, once authenticated, go to one router with the stream's ``link``."""
 
     log = Logger()
@@ -47,6 +49,7 @@ class ComponentStream(xmlstream.XmlStream):
     refused = False
     max_stanza_bytes = 2 * 1024 * 1024
     max_depth = 32
+    handshake_timer: IDelayedCall  # set by component.connection when the connection is made
 
     def connectionMade(self) -> None:
         # Replies are small and latency matters: without TCP_NODELAY the last reply of a burst
