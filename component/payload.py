@@ -70,7 +70,7 @@ class Field:
         self.default = default
         self.factory = factory
         self.declared_type = type
-        self.item = item
+        self.item: Any = item  # the type[Payload] of a child or children field, read only for those; else None
         self.name = ""  # the Python attribute, set by the class
         self.read: Callable[[str], Any] = str
         self.write: Callable[[Any], str] = str
@@ -419,7 +419,7 @@ class _Plan:
         self.text = next((field for field in fields if field.kind == "text"), None)
         self.nested = tuple(field for field in fields if field.kind not in ("attribute", "text"))
         self.written = self.nested if self.text is None else (self.text, *self.nested)  # what goes among the children
-        self.by_child: dict[tuple[str, str], Field] = {}
+        self.by_child: dict[tuple[str, str | None], Field] = {}
         for field in self.nested:
             if field.kind == "child_text":
                 self.by_child[(cls.namespace, field.xml_name)] = field

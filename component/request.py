@@ -64,7 +64,7 @@ class Request:
     def sender(self) -> JID | None:
         """Who sent the request (``None`` only for the server itself)."""
         sender = self._sender
-        if sender.__class__ is str:
+        if isinstance(sender, str):
             sender = self._sender = parse_jid(sender)
         return sender
 
@@ -81,7 +81,8 @@ class Request:
     @property
     def namespace(self) -> str | None:
         """The payload's namespace."""
-        return self.element.uri
+        namespace: str | None = self.element.uri
+        return namespace
 
     def __repr__(self) -> str:
         return f"<Request {self.type} {self.element.uri} id={self.id!r} from={self.stanza.getAttribute('from')!r}>"

@@ -100,7 +100,7 @@ class Router:
         self.requests: dict[str, int] = {}
         """Requests handed to a responder since start, by namespace."""
         self.draining = False
-        self._idle: list[Deferred] = []
+        self._idle: list[Deferred[None]] = []
 
     def receive(self, iq: domish.Element, link: Any) -> None:
         """Handle one ``<iq/>`` that came on ``link`` (its reply goes out there). Never raises."""
@@ -262,11 +262,11 @@ class Router:
             for waiting in idle:
                 waiting.callback(None)
 
-    def when_idle(self) -> Deferred:
+    def when_idle(self) -> Deferred[None]:
         """A Deferred that fires once no responder is in flight."""
         if self.in_flight == 0:
             return succeed(None)
-        waiting: Deferred = Deferred()
+        waiting: Deferred[None] = Deferred()
         self._idle.append(waiting)
         return waiting
 
@@ -336,14 +336,16 @@ class Router:
         if self.timing:
             seconds = perf_counter() - request.received if request is not None else None
             self._record(iq, payload.uri if payload is not None else None, error.condition, seconds)
-        echoed = to_xml(payload, within=NS_COMPONENT_ACCEPT) if payload is not None else ""
-        if len(echoed) > ECHO_PAYLOAD_LIMIT:
-            # Too large to send back whole: the element with its attributes alone still says which request
-            # this answers (XEP-0050 clients match a command's error by the sessionid on its <command/>).
-            start = domish.Element((payload.uri, payload.name), attribs=dict(payload.attributes))
-            echoed = to_xml(start, within=NS_COMPONENT_ACCEPT)
+        echoed = ""
+        if payload is not None:
+            echoed = to_xml(payload, within=NS_COMPONENT_ACCEPT)
             if len(echoed) > ECHO_PAYLOAD_LIMIT:
-                echoed = ""
+                # Too large to send back whole: the element with its attributes alone still says which request
+                # this answers (XEP-0050 clients match a command's error by the sessionid on its <command/>).
+                start = domish.Element((payload.uri, payload.name), attribs=dict(payload.attributes))
+                echoed = to_xml(start, within=NS_COMPONENT_ACCEPT)
+                if len(echoed) > ECHO_PAYLOAD_LIMIT:
+                    echoed = ""
         # A request whose own address is unusable is answered from the name of the link it came on.
         sender = link.jid if from_self else None
         link.send(_start_tag(iq, "error", sender=sender) + echoed + error.xml + "</iq>")
