@@ -35,13 +35,15 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from twisted.internet.interfaces import IReactorTime
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
 from component.dataforms import NS_DATA, Form, FormError
-from component.discovery import DiscoInfo, Identity, Item
+from component.discovery import DiscoInfo, Discovery, Identity, Item
 from component.errors import StanzaError
-from component.interfaces import IComponent
+from component.interfaces import IComponent, IStore
+from component.request import Request
 from component.serializer import to_xml
 
 NS_COMMANDS = "http://jabber.org/protocol/commands"
@@ -246,9 +248,9 @@ class CommandServer:
     def __init__(
         self,
         commands: Iterable[Command],
-        store: Any,
+        store: IStore,
         access: CommandAccess,
-        clock: Any,
+        clock: IReactorTime,
         session_timeout: float = 600.0,
         sessions_per_sender: int = 10,
         new_id: Callable[[], str] = lambda: secrets.token_urlsafe(18),
@@ -263,7 +265,7 @@ class CommandServer:
 
     # Discovery: exactly the commands the asker may run.
 
-    def items(self, request: Any) -> list[Item]:
+    def items(self, request: Request) -> list[Item]:
         me = request.recipient.full() if request.recipient is not None else ""
         return [
             Item(me, declared.node, declared.name)
@@ -271,7 +273,7 @@ class CommandServer:
             if self.access.allows(declared, request.sender)
         ]
 
-    def info(self, request: Any) -> DiscoInfo:
+    def info(self, request: Request) -> DiscoInfo:
         node = request.payload.node
         declared = self.commands.get(node)
         if declared is None:
@@ -280,17 +282,17 @@ class CommandServer:
             raise StanzaError("forbidden", text="You may not run this command")  # XEP-0050 section 2.2
         return DiscoInfo((Identity("automation", "command-node", declared.name),), (NS_COMMANDS, NS_DATA))
 
-    def list_info(self, request: Any) -> DiscoInfo:
+    def list_info(self, request: Request) -> DiscoInfo:
         return DiscoInfo((Identity("automation", "command-list", "Commands"),), ())
 
-    def publish(self, disco: Any) -> None:
+    def publish(self, disco: Discovery) -> None:
         disco.provide(info=self.list_info, items=self.items, node=NS_COMMANDS)
         for node in self.commands:
             disco.provide(info=self.info, items=lambda request: [], node=node)
 
     # Running.
 
-    async def answer(self, request: Any) -> domish.Element:
+    async def answer(self, request: Request) -> domish.Element:
         """The responder for ``<command xmlns='http://jabber.org/protocol/commands'/>`` sets."""
         element = request.element
         node = element.getAttribute("node")
@@ -339,7 +341,7 @@ class CommandServer:
         """The session's record, if it is this sender's on this node and still live; else the error that says not."""
         if not session_id or len(session_id) > 64:
             raise commands_error("bad-request", "bad-sessionid", "No such session")
-        record = await self.store.get(f"session/{session_id}")
+        record: dict[str, Any] | None = await self.store.get(f"session/{session_id}")
         if record is None or record["owner"] != sender.full() or record["node"] != declared.node:
             raise commands_error("bad-request", "bad-sessionid", "No such session")
         if record["ended"] or self.clock.seconds() - record["touched"] > self.session_timeout:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
@@ -40,6 +40,12 @@ from component.addresses import InvalidFormat, parse_jid
 from component.discovery import DiscoInfo, Discovery
 from component.errors import StanzaError
 from component.serializer import escape_attribute
+
+if TYPE_CHECKING:
+    from component.metrics import Metrics, NoMetrics
+    from component.request import Request
+    from component.router import Router
+    from component.stream import ComponentStream, ReplyLink
 
 NS_DELEGATION_1 = "urn:xmpp:delegation:1"
 """ejabberd's version (built-in ``mod_delegation``)."""
@@ -71,6 +77,11 @@ class Delegation:
         return self.to.user is not None
 
 
+def _always(info: DiscoInfo) -> Callable[[Request], DiscoInfo]:
+    """A disco#info provider that answers ``info`` to every request."""
+    return lambda request: info
+
+
 def delegation_nodes(namespace: str) -> tuple[str, ...]:
     """The disco#info nodes a server asks about before it delegates ``namespace``: both versions, server and bare."""
     return tuple(
@@ -90,7 +101,7 @@ class DelegatedLink:
 
     __slots__ = ("_end", "_link", "_start", "delegation", "jid")
 
-    def __init__(self, link: Any, wrapper_iq: domish.Element, delegation: Delegation) -> None:
+    def __init__(self, link: ReplyLink, wrapper_iq: domish.Element, delegation: Delegation) -> None:
         self._link = link
         self.delegation = delegation
         self.jid = delegation.to.full()
@@ -104,7 +115,7 @@ class DelegatedLink:
         self._end = "</forwarded></delegation></iq>"
 
     @property
-    def stream(self) -> Any:
+    def stream(self) -> ComponentStream | None:
         return self._link.stream
 
     def send(self, reply: str) -> bool:
@@ -132,7 +143,7 @@ class Delegations:
         servers: Iterable[str],
         clock: IReactorTime,
         grant_wait: float = 10.0,
-        metrics: Any = None,
+        metrics: Metrics | NoMetrics | None = None,
         jid: str = "",
     ) -> None:
         self._asked = asked
@@ -157,9 +168,9 @@ class Delegations:
     def publish(self, disco: Discovery) -> None:
         """Answer the servers' disco#info on the delegation nodes of every namespace asked for."""
         for namespace in self.asked:
-            info = DiscoInfo(features=(namespace,))
+            answer = _always(DiscoInfo(features=(namespace,)))
             for node in delegation_nodes(namespace):
-                disco.provide(info=lambda request, info=info: info, node=node)
+                disco.provide(info=answer, node=node)
 
     # Advertisements.
 
@@ -173,7 +184,7 @@ class Delegations:
         if self.asked:
             self._check = self._clock.callLater(self.grant_wait, self.check_granted)
 
-    def advertised(self, server: str, delegation: domish.Element) -> None:
+    def advertised(self, server: str | None, delegation: domish.Element) -> None:
         """A server's ``<delegation/>`` advertisement (in a message from ``server``): note and log what it granted."""
         if server not in self.servers:
             self.log.warn(
@@ -228,7 +239,7 @@ class Delegations:
 
     # Forwarded requests.
 
-    def unwrap(self, iq: domish.Element, wrapper: domish.Element, link: Any, router: Any) -> None:
+    def unwrap(self, iq: domish.Element, wrapper: domish.Element, link: ReplyLink, router: Router) -> None:
         """Hand the user's Iq forwarded in ``iq`` to ``router``, its reply to be wrapped; or answer ``iq`` itself.
 
         ``wrapper`` is the ``<delegation/>`` payload of ``iq``. Never raises.

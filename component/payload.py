@@ -35,7 +35,7 @@ import types
 import typing
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
@@ -454,7 +454,7 @@ def _convert(cls: type[Payload], field: Field, raw: str | None) -> Any:
         raise PayloadError(f"{_where(cls)}: {field.name}: {e}") from None
 
 
-def _conversions(annotation: Any, cls: type, field: Field) -> tuple[Callable[[str], Any], Callable[[Any], str]]:
+def _conversions(annotation: Any, cls: type, field: _Named) -> tuple[Callable[[str], Any], Callable[[Any], str]]:
     """How a value of ``annotation`` is read from and written to XML text."""
     options = _without_none(annotation)
     if len(options) != 1:
@@ -475,6 +475,12 @@ def _conversions(annotation: Any, cls: type, field: Field) -> tuple[Callable[[st
     if isinstance(kind, type) and issubclass(kind, enum.Enum):
         return _read_enum(kind), lambda value: str(value.value)
     raise TypeError(f"{cls.__name__}.{field.name}: cannot read a value of type {annotation!r}")
+
+
+class _Named(Protocol):
+    """A declared field, of a payload or a form (component/formfields.py), as its errors name it."""
+
+    name: str
 
 
 def _without_none(annotation: Any) -> tuple[Any, ...]:

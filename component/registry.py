@@ -148,10 +148,10 @@ class Registry:
         if declaration.delegated:
             self.delegated.setdefault(declaration.namespace, origin)
 
-    def collect(self, module: ModuleType, origin: str, component: Any = None) -> list[Responder]:
+    def collect(self, module: ModuleType, origin: str, component: Any = None) -> list[str]:
         """Register every ``@responder`` and ``@command`` defined in ``module`` (not those it imports).
 
-        Their requests see ``component``, the module's face.
+        Their requests see ``component``, the module's face. Returns the namespaces registered, one per declaration.
         """
         for declared in declared_commands(module):
             existing = self.commands.get(declared.node)

@@ -14,7 +14,7 @@ answers are), which costs a fraction of building and serializing an Element.
 from __future__ import annotations
 
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -35,7 +35,13 @@ from component.privilege import PRIVILEGE_VERSIONS
 from component.registry import Registry, Responder
 from component.request import Request
 from component.serializer import escape_attribute, to_xml
-from component.stream import NS_COMPONENT_ACCEPT
+from component.stream import NS_COMPONENT_ACCEPT, ReplyLink
+from component.tracker import Tracker
+
+if TYPE_CHECKING:
+    from component.delegation import Delegations
+    from component.metrics import Metrics
+    from component.privilege import PrivilegeGrants
 
 _DELEGATIONS = frozenset(DELEGATION_VERSIONS)  # a payload in one of these is a server's wrapper (XEP-0355)
 
@@ -72,15 +78,15 @@ class Router:
     def __init__(
         self,
         registry: Registry,
-        tracker: Any,
+        tracker: Tracker,
         component: IComponent,
         clock: IReactorTime,
         limits: Limits | None = None,
         access: AccessControl | None = None,
-        metrics: Any = None,
+        metrics: Metrics | NoMetrics | None = None,
         log_requests: bool = False,
-        delegations: Any = None,
-        privileges: Any = None,
+        delegations: Delegations | None = None,
+        privileges: PrivilegeGrants | None = None,
     ) -> None:
         self.registry = registry
         self.delegations = delegations
@@ -102,7 +108,7 @@ class Router:
         self.draining = False
         self._idle: list[Deferred[None]] = []
 
-    def receive(self, iq: domish.Element, link: Any) -> None:
+    def receive(self, iq: domish.Element, link: ReplyLink) -> None:
         """Handle one ``<iq/>`` that came on ``link`` (its reply goes out there). Never raises."""
         attributes = iq.attributes
         type = attributes.get("type")
@@ -170,7 +176,7 @@ class Router:
         component = responder.component or self.component  # the responder's module's face, with its store
         self.call(responder, Request(iq, payload, sender, recipient, component, link))
 
-    def message(self, message: domish.Element, link: Any) -> None:
+    def message(self, message: domish.Element, link: ReplyLink) -> None:
         """Read a server's advertisement of delegations or privileges; log a trusted server's bounce. Never raises.
 
         Any other message is dropped: the component answers Iqs only.
@@ -192,7 +198,7 @@ class Router:
             elif child.name == "delegation" and child.uri in DELEGATION_VERSIONS and self.delegations is not None:
                 self.delegations.advertised(sender, child)
 
-    def refuse(self, stanza: domish.Element, condition: str, text: str, link: Any) -> None:
+    def refuse(self, stanza: domish.Element, condition: str, text: str, link: ReplyLink) -> None:
         """Answer a stanza that came on ``link`` and broke a limit (its content already discarded), or drop it.
 
         Never raises.
@@ -326,7 +332,7 @@ class Router:
 
     def reply_error(
         self,
-        link: Any,
+        link: ReplyLink,
         iq: domish.Element,
         error: StanzaError,
         payload: domish.Element | None = None,

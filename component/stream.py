@@ -30,14 +30,30 @@ NS_COMPONENT_ACCEPT = "jabber:component:accept"
 _STANZA_NAMESPACES = (None, "", NS_COMPONENT_ACCEPT)
 
 
+class ReplyLink(Protocol):
+    """Where the replies to what came on a stream are written: a ``component.link.Link``, or the wrapper
+    that a delegated request's reply goes through (``component.delegation.DelegatedLink``)."""
+
+    @property
+    def jid(self) -> str:
+        """The name the replies come from."""
+
+    @property
+    def stream(self) -> ComponentStream | None:
+        """The authenticated stream under that name, or ``None``."""
+
+    def send(self, stanza: str) -> bool:
+        """Write a reply (XML text); ``False`` when there is no stream to write it on."""
+
+
 class StanzaRouter(Protocol):
     """Where an authenticated stream's Iq stanzas go (``component.router.Router``), with the link they came on."""
 
-    def receive(self, iq: domish.Element, link: Any) -> None: ...
+    def receive(self, iq: domish.Element, link: ReplyLink) -> None: ...
 
-    def refuse(self, stanza: domish.Element, condition: str, text: str, link: Any) -> None: ...
+    def refuse(self, stanza: domish.Element, condition: str, text: str, link: ReplyLink) -> None: ...
 
-    def message(self, message: domish.Element, link: Any) -> None: ...
+    def message(self, message: domish.Element, link: ReplyLink) -> None: ...
 
 
 class ComponentStream(XmlStream):
