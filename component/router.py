@@ -35,13 +35,14 @@ from component.privilege import PRIVILEGE_VERSIONS
 from component.registry import Registry, Responder
 from component.request import Request
 from component.serializer import escape_attribute, to_xml
-from component.stream import NS_COMPONENT_ACCEPT, ReplyLink
-from component.tracker import Tracker
+from component.stream import NS_COMPONENT_ACCEPT
 
 if TYPE_CHECKING:
     from component.delegation import Delegations
     from component.metrics import Metrics
     from component.privilege import PrivilegeGrants
+    from component.stream import ReplyLink
+    from component.tracker import Tracker
 
 _DELEGATIONS = frozenset(DELEGATION_VERSIONS)  # a payload in one of these is a server's wrapper (XEP-0355)
 
