@@ -35,7 +35,7 @@ import types
 import typing
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, Self
 
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
@@ -162,7 +162,7 @@ class Payload:
     # Reading.
 
     @classmethod
-    def parse(cls, element: domish.Element) -> Payload:
+    def parse(cls, element: domish.Element) -> Self:
         """The payload of ``element``; raises ``PayloadError`` naming the element and the field."""
         plan = cls.__dict__.get("_ready") or cls._plan()
         text_field, by_child, nested = plan.text, plan.by_child, plan.nested
