@@ -92,6 +92,10 @@ bench-peers: setup
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+# make test checks the code first: ruff, then mypy --strict with pyproject.toml's [tool.mypy].
+test: lint
 
 format: $(INSTALLED)
 	$(VENV)/bin/ruff check --fix .

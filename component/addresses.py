@@ -79,14 +79,16 @@ def bare_jid(text: str) -> str:
     parts = _PREPARED(text)
     if parts is not None:
         return text[: parts.end(2)]
-    return parse_jid(text).userhost()
+    bare: str = parse_jid(text).userhost()
+    return bare
 
 
 def normal_form(text: str) -> str:
     """The address as preparation writes it (``text`` itself when it is already); raises ``InvalidFormat``."""
     if _PREPARED(text) is not None:
         return text
-    return parse_jid(text).full()
+    full: str = parse_jid(text).full()
+    return full
 
 
 def domain_of(text: str) -> str:

@@ -31,16 +31,19 @@ import hashlib
 import inspect
 import secrets
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from twisted.internet.interfaces import IReactorTime
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
 from component.dataforms import NS_DATA, Form, FormError
-from component.discovery import DiscoInfo, Identity, Item
+from component.discovery import DiscoInfo, Discovery, Identity, Item
 from component.errors import StanzaError
+from component.interfaces import IComponent, IStore
+from component.request import Request
 from component.serializer import to_xml
 
 NS_COMMANDS = "http://jabber.org/protocol/commands"
@@ -50,6 +53,7 @@ ACTIONS = ("execute", "next", "prev", "complete", "cancel")
 STAGE_ACTIONS = ("prev", "next", "complete")
 NOTE_TYPES = ("info", "warn", "error")
 _MARK = "_iqresponder_command"
+_Declared = TypeVar("_Declared")
 
 
 def commands_error(condition: str, application: str, text: str | None = None) -> StanzaError:
@@ -99,7 +103,7 @@ class Session:
 
     __slots__ = ("component", "data", "id", "node", "sender")
 
-    def __init__(self, id: str, node: str, sender: JID, data: dict, component: Any) -> None:
+    def __init__(self, id: str, node: str, sender: JID, data: dict[str, Any], component: IComponent) -> None:
         self.id = id
         self.node = node
         self.sender = sender
@@ -123,7 +127,7 @@ class Command:
     start: Callable[..., Any]
     stages: dict[str, tuple[type[Form], Callable[..., Any]]] = field(default_factory=dict)
     origin: str = ""
-    component: Any = None
+    component: Any = None  # the module's face (an IComponent), once the registry collected the command
     owner: Any = None  # the class of a class command: each run gets a new instance
 
     def stage(self, function: Callable[..., Any]) -> Callable[..., Any]:
@@ -152,7 +156,9 @@ def _form_parameter(function: Callable[..., Any]) -> type[Form]:
     return annotation
 
 
-def command(node: str, name: str, *, access: str | Callable[[JID], bool] = "admins"):
+def command(
+    node: str, name: str, *, access: str | Callable[[JID], bool] = "admins"
+) -> Callable[[_Declared], _Declared]:
     """Declare an ad-hoc command with ``node`` (its id) and ``name`` (shown in clients).
 
     ``access``: ``"admins"`` (the default: ``[access] admins`` only),
@@ -210,7 +216,7 @@ def _bare_key(full_jid: str) -> str:
 class CommandAccess:
     """Who may list and run each command: its declaration, or ``[access.commands]``, and ``[access] admins``."""
 
-    def __init__(self, admins: Iterable[str], overrides: dict[str, tuple[str, ...]], server_domain: str) -> None:
+    def __init__(self, admins: Iterable[str], overrides: Mapping[str, tuple[str, ...]], server_domain: str) -> None:
         self.admins = frozenset(admins)
         self.overrides = overrides
         self.server_domain = server_domain
@@ -242,9 +248,9 @@ class CommandServer:
     def __init__(
         self,
         commands: Iterable[Command],
-        store: Any,
+        store: IStore,
         access: CommandAccess,
-        clock: Any,
+        clock: IReactorTime,
         session_timeout: float = 600.0,
         sessions_per_sender: int = 10,
         new_id: Callable[[], str] = lambda: secrets.token_urlsafe(18),
@@ -259,7 +265,7 @@ class CommandServer:
 
     # Discovery: exactly the commands the asker may run.
 
-    def items(self, request: Any) -> list[Item]:
+    def items(self, request: Request) -> list[Item]:
         me = request.recipient.full() if request.recipient is not None else ""
         return [
             Item(me, declared.node, declared.name)
@@ -267,7 +273,7 @@ class CommandServer:
             if self.access.allows(declared, request.sender)
         ]
 
-    def info(self, request: Any) -> DiscoInfo:
+    def info(self, request: Request) -> DiscoInfo:
         node = request.payload.node
         declared = self.commands.get(node)
         if declared is None:
@@ -276,17 +282,17 @@ class CommandServer:
             raise StanzaError("forbidden", text="You may not run this command")  # XEP-0050 section 2.2
         return DiscoInfo((Identity("automation", "command-node", declared.name),), (NS_COMMANDS, NS_DATA))
 
-    def list_info(self, request: Any) -> DiscoInfo:
+    def list_info(self, request: Request) -> DiscoInfo:
         return DiscoInfo((Identity("automation", "command-list", "Commands"),), ())
 
-    def publish(self, disco: Any) -> None:
+    def publish(self, disco: Discovery) -> None:
         disco.provide(info=self.list_info, items=self.items, node=NS_COMMANDS)
         for node in self.commands:
             disco.provide(info=self.info, items=lambda request: [], node=node)
 
     # Running.
 
-    async def answer(self, request: Any) -> domish.Element:
+    async def answer(self, request: Request) -> domish.Element:
         """The responder for ``<command xmlns='http://jabber.org/protocol/commands'/>`` sets."""
         element = request.element
         node = element.getAttribute("node")
@@ -331,11 +337,11 @@ class CommandServer:
         result = await self._call(declared, declared.start, session)
         return await self._advance(declared, session, None, result)
 
-    async def _record(self, session_id: str, declared: Command, sender: JID) -> dict:
+    async def _record(self, session_id: str, declared: Command, sender: JID) -> dict[str, Any]:
         """The session's record, if it is this sender's on this node and still live; else the error that says not."""
         if not session_id or len(session_id) > 64:
             raise commands_error("bad-request", "bad-sessionid", "No such session")
-        record = await self.store.get(f"session/{session_id}")
+        record: dict[str, Any] | None = await self.store.get(f"session/{session_id}")
         if record is None or record["owner"] != sender.full() or record["node"] != declared.node:
             raise commands_error("bad-request", "bad-sessionid", "No such session")
         if record["ended"] or self.clock.seconds() - record["touched"] > self.session_timeout:
@@ -358,7 +364,9 @@ class CommandServer:
         result = target(session, *form)
         return (await result) if inspect.isawaitable(result) else result
 
-    async def _advance(self, declared: Command, session: Session, record: dict | None, result: Any) -> domish.Element:
+    async def _advance(
+        self, declared: Command, session: Session, record: dict[str, Any] | None, result: Any
+    ) -> domish.Element:
         """Keep the session's new state, and answer with the stage ``result`` asks for."""
         now = self.clock.seconds()
         if isinstance(result, Done):
@@ -385,7 +393,7 @@ class CommandServer:
         await self._write(session.id, record, state, ended=False)
         return self._executing(declared.node, session.id, state, notes)
 
-    async def _back(self, declared: Command, session: Session, record: dict) -> domish.Element:
+    async def _back(self, declared: Command, session: Session, record: dict[str, Any]) -> domish.Element:
         if not record["history"]:
             raise commands_error("bad-request", "bad-action", "There is no previous stage")
         history = list(record["history"])
@@ -394,7 +402,9 @@ class CommandServer:
         await self._write(session.id, record, state, ended=False)
         return self._executing(declared.node, session.id, state, ())
 
-    def _state(self, declared: Command, session: Session, record: dict | None, now: float, ended: bool) -> dict:
+    def _state(
+        self, declared: Command, session: Session, record: dict[str, Any] | None, now: float, ended: bool
+    ) -> dict[str, Any]:
         state = dict(record) if record else {"node": declared.node, "owner": session.sender.full(), "history": []}
         state.setdefault("started", now)
         state.update(data=session.data, touched=now, ended=ended)
@@ -404,7 +414,7 @@ class CommandServer:
         state.setdefault("sent", "")
         return state
 
-    async def _write(self, session_id: str, record: dict | None, state: dict, ended: bool) -> None:
+    async def _write(self, session_id: str, record: dict[str, Any] | None, state: dict[str, Any], ended: bool) -> None:
         """Store the new state over the one read: a second submission of the same stage, at once, is refused.
 
         A live session's record lasts twice the idle time, so that one idle for
@@ -435,18 +445,18 @@ class CommandServer:
             else:
                 await self.store.delete(key)
 
-    async def _end(self, session_id: str, record: dict) -> None:
+    async def _end(self, session_id: str, record: dict[str, Any]) -> None:
         state = dict(record, ended=True, touched=self.clock.seconds())
         await self._write(session_id, record, state, ended=True)
 
-    def _executing(self, node: str, session_id: str, state: dict, notes: Iterable[Note]) -> domish.Element:
+    def _executing(self, node: str, session_id: str, state: dict[str, Any], notes: Iterable[Note]) -> domish.Element:
         reply = self._reply(node, session_id, "executing", notes, before_notes=state)
         reply.addRawXml(state["sent"])
         return reply
 
     @staticmethod
     def _reply(
-        node: str, session_id: str, status: str, notes: Iterable[Note] = (), before_notes: dict | None = None
+        node: str, session_id: str, status: str, notes: Iterable[Note] = (), before_notes: dict[str, Any] | None = None
     ) -> domish.Element:
         reply = domish.Element((NS_COMMANDS, "command"))
         reply["node"] = node

@@ -487,7 +487,7 @@ def _settings(path: Path, document: Mapping[str, Any], overrides: Overrides, env
     values: dict[str, Any] = {}
     for key in KEYS:
         value = overrides.given(key.option) if key.option else None
-        if value is not None:
+        if key.option and value is not None:
             place = Place(path, key.option, Path.cwd(), values, warnings)
         else:
             place = Place(path, key.path, path.parent, values, warnings)
@@ -509,7 +509,7 @@ def _sections(path: Path, document: Mapping[str, Any]) -> dict[str, Mapping[str,
     for name in document:
         if name not in allowed:
             raise ConfigError(path, name, f"unknown section (allowed: {', '.join(allowed)})")
-    sections = {}
+    sections: dict[str, Mapping[str, Any]] = {}
     for section in allowed:
         table = document.get(section, {})
         if not isinstance(table, dict):
@@ -538,7 +538,8 @@ def _secret(
         return _read_secret(place, Path(overrides.secret_file))
     if environ.get(SECRET_VARIABLE):
         return environ[SECRET_VARIABLE]
-    secret, secret_file = values["component.secret"], values["component.secret_file"]
+    secret: str | None = values["component.secret"]
+    secret_file: Path | None = values["component.secret_file"]
     if secret is not None and secret_file is not None:
         raise ConfigError(path, "component.secret", "give secret or secret_file, not both")
     if secret_file is not None:

@@ -95,8 +95,9 @@ def bare_domain(example: str, check: Callable[[Place, str], None] = lambda place
             raise place.error(f"not a valid JID: {value!r} ({e})") from None
         if parsed.user is not None or parsed.resource is not None:
             raise place.error(f"expected {text}, got {value!r}")
-        check(place, parsed.full())
-        return parsed.full()
+        domain: str = parsed.full()
+        check(place, domain)
+        return domain
 
     return Value(text, str, convert)
 

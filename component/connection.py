@@ -16,9 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.application.internet import backoffPolicy
-from twisted.application.service import Service
 from twisted.internet import protocol
-from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IAddress, IProtocol, IProtocolFactory, IReactorTime, IStreamClientEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import error, xmlstream
@@ -29,6 +29,7 @@ from component.config import Limits
 from component.metrics import NoMetrics
 from component.stream import ComponentStream, StanzaRouter
 from component.twisted_private import QuietClientService
+from component.twisted_typed import Service
 
 INITIAL_RETRY_DELAY = 0.5  # seconds; doubles per failed attempt up to reconnect_max, plus up to 1 s of jitter
 
@@ -43,7 +44,7 @@ class _ReportingEndpoint:
         self._endpoint = endpoint
         self._server = server
 
-    def connect(self, factory):
+    def connect(self, factory: IProtocolFactory) -> Deferred[IProtocol]:
         def report(failure: Failure) -> Failure:
             self.log.warn("Cannot connect to {server}: {reason}", server=self._server, reason=failure.getErrorMessage())
             return failure
@@ -60,7 +61,7 @@ class _StreamFactory(protocol.Factory):
     def __init__(self, connection: ComponentConnection) -> None:
         self.connection = connection
 
-    def buildProtocol(self, addr) -> ComponentStream:
+    def buildProtocol(self, addr: IAddress | None) -> ComponentStream:
         return self.connection.build_stream()
 
 
@@ -118,7 +119,7 @@ class ComponentConnection(Service):
         super().startService()
         self._client.startService()
 
-    def stopService(self):
+    def stopService(self) -> Deferred[None]:
         super().stopService()
         return self._client.stopService()
 
@@ -227,15 +228,14 @@ def _tls_failure(reason: Failure) -> str | None:
         from service_identity.exceptions import VerificationError
     except ImportError:  # pragma: no cover - both come with the project's dependencies
         return None
-    if reason.check(VerificationError):
+    problem = reason.value
+    if isinstance(problem, VerificationError):
         names = ", ".join(
             getattr(getattr(error, "mismatched_id", None), "hostname", b"?").decode(errors="replace")
-            for error in reason.value.errors
+            for error in problem.errors
         )
         return f"the server's certificate is not valid for {names} (or not trusted)"
-    if reason.check(SSL.Error):
-        details = "; ".join(entry[-1] for entry in reason.value.args[0] if isinstance(entry, tuple)) or str(
-            reason.value
-        )
+    if isinstance(problem, SSL.Error):
+        details = "; ".join(entry[-1] for entry in problem.args[0] if isinstance(entry, tuple)) or str(problem)
         return f"{details} (is the server's certificate signed by a trusted authority? see trustRoots)"
     return None

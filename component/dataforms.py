@@ -187,6 +187,8 @@ class Form:
         title: str | None = None,
         instructions: str | None = None,
     ) -> None:
+        # A plain form keeps on the instance what a form class declares once, as ClassVars: misc is
+        # mypy's word for assigning a ClassVar through an instance.
         self.form_type = form_type  # type: ignore[misc]
         self.fields = tuple(fields)  # type: ignore[misc]
         self.title = title  # type: ignore[misc]
@@ -298,7 +300,7 @@ class Form:
             if var == "FORM_TYPE":
                 cls._check_form_type(child)
                 continue
-            field = by_var.get(var)  # type: ignore[arg-type]
+            field = by_var.get(var)
             if field is None or field.type == "fixed":
                 continue
             if field in submitted:
@@ -344,7 +346,7 @@ class Form:
         if type(other) is not type(self):
             return NotImplemented
         if type(self) is Form:
-            return self._plain_key() == other._plain_key()  # type: ignore[attr-defined]
+            return self._plain_key() == other._plain_key()
         return all(self.__dict__[field.name] == other.__dict__[field.name] for field in self.fields)
 
     def __hash__(self) -> int:

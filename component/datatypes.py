@@ -125,8 +125,8 @@ def _read_datetime(text: str) -> datetime:
     try:
         if parts is None:
             raise ValueError
-        numbers = [int(part) for part in parts.groups()[:6]]
-        return datetime(*numbers, _microseconds(parts[7]), _zone(parts[8]))  # type: ignore[misc]
+        year, month, day, hour, minute, second = (int(part) for part in parts.groups()[:6])
+        return datetime(year, month, day, hour, minute, second, _microseconds(parts[7]), _zone(parts[8]))
     except ValueError:
         raise ValueError("is not a date and time (xs:dateTime)") from None
 

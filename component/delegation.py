@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
@@ -41,6 +41,12 @@ from component.discovery import DiscoInfo, Discovery
 from component.errors import StanzaError
 from component.serializer import escape_attribute
 from component.stream import NS_CLIENT, NS_FORWARD
+
+if TYPE_CHECKING:
+    from component.metrics import Metrics, NoMetrics
+    from component.request import Request
+    from component.router import Router
+    from component.stream import ReplyLink
 
 NS_DELEGATION_1 = "urn:xmpp:delegation:1"
 """ejabberd's version (built-in ``mod_delegation``)."""
@@ -70,6 +76,11 @@ class Delegation:
         return self.to.user is not None
 
 
+def _always(info: DiscoInfo) -> Callable[[Request], DiscoInfo]:
+    """A disco#info provider that answers ``info`` to every request."""
+    return lambda request: info
+
+
 def delegation_nodes(namespace: str) -> tuple[str, ...]:
     """The disco#info nodes a server asks about before it delegates ``namespace``: both versions, server and bare."""
     return tuple(
@@ -89,7 +100,7 @@ class DelegatedLink:
 
     __slots__ = ("_end", "_link", "_start", "delegation", "jid")
 
-    def __init__(self, link: Any, wrapper_iq: domish.Element, delegation: Delegation) -> None:
+    def __init__(self, link: ReplyLink, wrapper_iq: domish.Element, delegation: Delegation) -> None:
         self._link = link
         self.delegation = delegation
         self.jid = delegation.to.full()
@@ -127,7 +138,7 @@ class Delegations:
         servers: Iterable[str],
         clock: IReactorTime,
         grant_wait: float = 10.0,
-        metrics: Any = None,
+        metrics: Metrics | NoMetrics | None = None,
         jid: str = "",
     ) -> None:
         self._asked = asked
@@ -161,9 +172,9 @@ class Delegations:
         """
         self._asked_now = dict(self._asked())
         for namespace in self.asked:
-            info = DiscoInfo(features=(namespace,))
+            answer = _always(DiscoInfo(features=(namespace,)))
             for node in delegation_nodes(namespace):
-                disco.provide(info=lambda request, info=info: info, node=node)
+                disco.provide(info=answer, node=node)
 
     # Advertisements.
 
@@ -182,7 +193,7 @@ class Delegations:
             self._check.cancel()
         self._check = None
 
-    def advertised(self, server: str, delegation: domish.Element) -> None:
+    def advertised(self, server: str | None, delegation: domish.Element) -> None:
         """A server's ``<delegation/>`` advertisement (in a message from ``server``): note and log what it granted."""
         if server not in self.servers:
             # Anyone can send the component a message: said once as a warning, then only for debugging.
@@ -240,13 +251,13 @@ class Delegations:
 
     # Forwarded requests.
 
-    def unwrap(self, iq: domish.Element, wrapper: domish.Element, link: Any, router: Any) -> None:
+    def unwrap(self, iq: domish.Element, wrapper: domish.Element, link: ReplyLink, router: Router) -> None:
         """Hand the user's Iq forwarded in ``iq`` to ``router``, its reply to be wrapped; or answer ``iq`` itself.
 
         ``wrapper`` is the ``<delegation/>`` payload of ``iq``. Never raises.
         """
         server = iq.attributes.get("from")
-        if server not in self.servers or link.__class__ is DelegatedLink:
+        if server not in self.servers or isinstance(link, DelegatedLink):
             router.reply_error(link, iq, NOT_FROM_SERVER)
             return
         inner = _forwarded_iq(iq, wrapper)

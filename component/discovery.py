@@ -18,9 +18,9 @@ out, that one query gets ``internal-server-error`` and nothing else changes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -92,7 +92,7 @@ class DiscoInfo:
         return DiscoInfo(
             tuple(sorted(set(self.identities), key=Identity.sort_key)),
             tuple(sorted(set(self.features))),
-            tuple(forms[form_type] for form_type in sorted(forms)),
+            tuple(forms[form_type] for form_type in sorted(forms, key=lambda form_type: form_type or "")),
             self.node,
         )
 
@@ -103,11 +103,15 @@ ItemsProvider = Callable[[Request], Any]
 """Takes the request; returns an iterable of ``Item``, or a Deferred or coroutine of one."""
 
 
+Answer = domish.SerializedXML | domish.Element | Deferred[domish.Element]
+"""A disco answer's payload: a static one serialized once, or a provider's, now or later."""
+
+
 @dataclass
 class _Static:
     identities: set[Identity] = field(default_factory=set)
     features: set[str] = field(default_factory=set)
-    forms: dict[str, Form] = field(default_factory=dict)
+    forms: dict[str | None, Form] = field(default_factory=dict)  # by FORM_TYPE
     items: dict[tuple[str, str | None], Item] = field(default_factory=dict)
 
 
@@ -130,8 +134,9 @@ class Discovery:
         self._clock = clock
         self.provider_timeout = provider_timeout
         self._static: dict[tuple[str | None, str | None], _Static] = {}
-        self._info_providers: dict[tuple[str | None, str], InfoProvider] = {}
-        self._items_providers: dict[tuple[str | None, str], ItemsProvider] = {}
+        # Keyed by (JID, node), either _EVERY_NODE or looked up with a request's node, which may be None.
+        self._info_providers: dict[tuple[str | None, str | None], InfoProvider] = {}
+        self._items_providers: dict[tuple[str | None, str | None], ItemsProvider] = {}
         self._cache: dict[tuple[str, str | None, str | None], domish.SerializedXML] = {}
         self._static[(None, None)] = _Static()  # the default root answer always exists
 
@@ -198,15 +203,22 @@ class Discovery:
 
     # Answering.
 
-    def answer_info(self, request: Request, node: str | None) -> domish.SerializedXML | Deferred:
+    def answer_info(self, request: Request, node: str | None) -> Answer:
         """The payload of the reply to a disco#info get for ``node`` (``None``: the entity itself)."""
         return self._answer("info", request, node, self._info_providers, self._info_element)
 
-    def answer_items(self, request: Request, node: str | None) -> domish.SerializedXML | Deferred:
+    def answer_items(self, request: Request, node: str | None) -> Answer:
         """The payload of the reply to a disco#items get for ``node`` (``None``: the entity itself)."""
         return self._answer("items", request, node, self._items_providers, self._items_element)
 
-    def _answer(self, kind, request, node, providers, static_element):
+    def _answer(
+        self,
+        kind: str,
+        request: Request,
+        node: str | None,
+        providers: Mapping[tuple[str | None, str | None], Callable[[Request], Any]],
+        static_element: Callable[[_Static, str | None], domish.Element],
+    ) -> Answer:
         jid = request.recipient.full() if request.recipient is not None else None
         for jid_key, node_key in ((jid, node), (jid, _EVERY_NODE), (None, node), (None, _EVERY_NODE)):
             provider = providers.get((jid_key, node_key))
@@ -220,7 +232,13 @@ class Discovery:
             return self._cached(kind, None, None, static_element)
         raise StanzaError("item-not-found", text=f"No node {node!r} here")
 
-    def _cached(self, kind, jid, node, static_element) -> domish.SerializedXML:
+    def _cached(
+        self,
+        kind: str,
+        jid: str | None,
+        node: str | None,
+        static_element: Callable[[_Static, str | None], domish.Element],
+    ) -> domish.SerializedXML:
         key = (kind, jid, node)
         xml = self._cache.get(key)
         if xml is None:
@@ -238,7 +256,9 @@ class Discovery:
     def _items_element(self, level: _Static, node: str | None) -> domish.Element:
         return items_element(level.items.values(), node)
 
-    def _call(self, kind: str, provider, request: Request, node: str | None) -> domish.Element | Deferred:
+    def _call(
+        self, kind: str, provider: Callable[[Request], Any], request: Request, node: str | None
+    ) -> domish.Element | Deferred[domish.Element]:
         """Run a provider as the router runs a responder (component/outcome.py); its failure is one query's error."""
 
         def build(value: Any) -> domish.Element:
@@ -248,7 +268,7 @@ class Discovery:
             name = getattr(provider, "__qualname__", repr(provider))
             return {"what": f"Disco {kind} provider {name}", "request": f"node {node!r} of {request!r}"}
 
-        def answer_failure(failure: Failure) -> None:
+        def answer_failure(failure: Failure) -> NoReturn:
             raise stanza_error(failure, describe, self.provider_timeout)
 
         try:

@@ -79,7 +79,7 @@ class StanzaError(XMPPError):
     @property
     def xml(self) -> str:
         """``to_element()`` serialized, computed once per error value."""
-        xml = self.__dict__.get("_xml")
+        xml: str | None = self.__dict__.get("_xml")
         if xml is None:
             xml = self.__dict__["_xml"] = self.to_element().toXml()
         return xml

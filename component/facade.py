@@ -10,7 +10,7 @@ read from it on each access, because a reload replaces both.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -18,9 +18,12 @@ from twisted.words.xish import domish
 from zope.interface import implementer
 
 from component.config import Settings
-from component.discovery import NS_DISCO_INFO, NS_DISCO_ITEMS, Discovery, parse_info, parse_items
+from component.discovery import NS_DISCO_INFO, NS_DISCO_ITEMS, DiscoInfo, Discovery, Item, parse_info, parse_items
 from component.interfaces import IComponent, IStore
 from component.privilege import Privileged
+
+if TYPE_CHECKING:
+    from component.service import Component
 
 
 @implementer(IComponent)
@@ -29,7 +32,7 @@ class ComponentFacade:
 
     __slots__ = ("_service", "_store", "clock", "jid", "module")
 
-    def __init__(self, service: Any, clock: IReactorTime, module: str | None = None) -> None:
+    def __init__(self, service: Component, clock: IReactorTime, module: str | None = None) -> None:
         self._service = service
         self.jid: str = service.jid
         self.clock = clock
@@ -63,7 +66,7 @@ class ComponentFacade:
 
     def query(
         self, to: str, payload: domish.Element | str, type: str = "get", timeout: float | None = None
-    ) -> Deferred:
+    ) -> Deferred[domish.Element]:
         """Send an Iq and return a Deferred that fires with the response stanza (``IComponent.query``).
 
         With ``instance_jid`` configured the query goes out under that name, so
@@ -73,13 +76,15 @@ class ComponentFacade:
         service = self._service
         return service.tracker.query(to, payload, type, timeout, sender=service.instance_jid)
 
-    def disco_info(self, jid: str, node: str | None = None, timeout: float | None = None) -> Deferred:
+    def disco_info(self, jid: str, node: str | None = None, timeout: float | None = None) -> Deferred[DiscoInfo]:
         """Ask ``jid`` for its disco#info; fires with a ``DiscoInfo`` or fails like ``query``."""
         return self.query(jid, _disco_query(NS_DISCO_INFO, node), timeout=timeout).addCallback(
             lambda reply: parse_info(_payload(reply, NS_DISCO_INFO))
         )
 
-    def disco_items(self, jid: str, node: str | None = None, timeout: float | None = None) -> Deferred:
+    def disco_items(
+        self, jid: str, node: str | None = None, timeout: float | None = None
+    ) -> Deferred[tuple[Item, ...]]:
         """Ask ``jid`` for its disco#items; fires with a tuple of ``Item`` or fails like ``query``."""
         return self.query(jid, _disco_query(NS_DISCO_ITEMS, node), timeout=timeout).addCallback(
             lambda reply: parse_items(_payload(reply, NS_DISCO_ITEMS))

@@ -235,8 +235,8 @@ class FormField:
             )
         if self.regex is not None:
             raise TypeError(f"{where}: XEP-0122 validates by one method, a range or a regex, not both")
-        texts = []
-        bounds = []
+        texts: list[str | None] = []
+        bounds: list[Any] = []
         for bound in self._declared_range:
             if bound is None:
                 texts.append(None)
@@ -340,12 +340,13 @@ class FormField:
         low, high = self._bounds
         if low is not None or high is not None:
             plain = self._shown(lexical, quoted=False)
+            minimum, maximum = self.range or (None, None)  # set with the bounds
             if isinstance(ordered, float) and math.isnan(ordered):  # in no range
-                raise self.error(f"{plain} is outside the range {self.range[0] or ''}..{self.range[1] or ''}")
+                raise self.error(f"{plain} is outside the range {minimum or ''}..{maximum or ''}")
             if low is not None and ordered < low:
-                raise self.error(f"{plain} is below the minimum {self.range[0]}")
+                raise self.error(f"{plain} is below the minimum {minimum}")
             if high is not None and ordered > high:
-                raise self.error(f"{plain} is above the maximum {self.range[1]}")
+                raise self.error(f"{plain} is above the maximum {maximum}")
         if self._pattern is not None and self._pattern.fullmatch(lexical) is None:
             raise self.error(f"{self._shown(text)} does not match {self.regex}")
         try:

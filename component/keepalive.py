@@ -10,11 +10,13 @@ server (XEP-0199) through the tracker; a server that does not answer within
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.words.xish import domish
 
 from component.errors import IqTimeout
@@ -34,7 +36,7 @@ class Keepalive:
 
     def __init__(
         self,
-        query: Callable[..., Deferred],
+        query: Callable[..., Deferred[domish.Element]],
         server_domain: str,
         interval: float,
         timeout: float,
@@ -48,7 +50,7 @@ class Keepalive:
         self._drop = drop
         self._loop = LoopingCall(self._ping)
         self._loop.clock = clock
-        self._pending: Deferred | None = None
+        self._pending: Deferred[Any] | None = None
 
     def start(self) -> None:
         if not self._loop.running:
@@ -66,10 +68,10 @@ class Keepalive:
         self._pending = self._query(self.server_domain, domish.Element((NS_PING, "ping")), timeout=self.timeout)
         self._pending.addCallbacks(self._answered, self._failed)
 
-    def _answered(self, _reply) -> None:
+    def _answered(self, _reply: domish.Element) -> None:
         self._pending = None
 
-    def _failed(self, failure) -> None:
+    def _failed(self, failure: Failure) -> None:
         self._pending = None
         # An error reply is an answer; a lost connection or a cancelled ping says nothing new.
         if failure.check(IqTimeout):

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.defer import TimeoutError as DeadlineExceeded
@@ -147,7 +147,9 @@ def _load(
     return handler
 
 
-def _options(module: ModuleType, path: Path, table: Mapping[str, Any], config_path: Path | str | None) -> dict:
+def _options(
+    module: ModuleType, path: Path, table: Mapping[str, Any], config_path: Path | str | None
+) -> dict[str, Any]:
     """The options ``setup()`` receives: the table as configured, checked and completed when the module declares them."""
     declaration = getattr(module, "OPTIONS", None)
     if declaration is None:
@@ -172,6 +174,7 @@ def _import(path: Path) -> ModuleType:
     spec = module_spec(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    assert spec.loader is not None  # module_spec gives every spec its loader
     try:
         spec.loader.exec_module(module)
     except Exception as e:  # noqa: BLE001 - any import failure stops start-up naming the file
@@ -185,7 +188,7 @@ def teardown_handlers(
     component: Any,
     clock: IReactorTime | None = None,
     timeout: float = DEFAULT_TEARDOWN_TIMEOUT,
-) -> Deferred:
+) -> Deferred[None]:
     """Call the ``teardown(component)`` of each module that has one, the last loaded first.
 
     Returns a Deferred that fires (never fails) once every teardown that
@@ -196,8 +199,10 @@ def teardown_handlers(
     stops nothing: the others still run.
     """
     if clock is None:
-        from twisted.internet import reactor as clock
-    waiting = []
+        from twisted.internet import reactor
+
+        clock = cast(IReactorTime, reactor)
+    waiting: list[Deferred[Any]] = []
     for handler in reversed(modules):
         teardown = getattr(handler.module, "teardown", None)
         if not callable(teardown):
@@ -213,12 +218,13 @@ def teardown_handlers(
 
 
 def _teardown_failed(failure: Failure, handler: HandlerModule, timeout: float) -> None:
-    if failure.check(StoreUnavailable):  # the store logged its outage already; no traceback for an outage
+    problem = failure.value
+    if isinstance(problem, StoreUnavailable):  # the store logged its outage already; no traceback for an outage
         log.warn(
             "teardown() of handler module {name} ({path}) could not reach the store: {reason}",
             name=handler.name,
             path=str(handler.path),
-            reason=failure.value.reason,
+            reason=problem.reason,
         )
         return
     if failure.check(DeadlineExceeded):

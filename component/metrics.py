@@ -7,7 +7,8 @@ namespaces cannot grow the metrics without bound.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.twisted import MetricsResource
@@ -15,6 +16,9 @@ from twisted.application.service import Service
 from twisted.application.strports import service as endpoint_service
 from twisted.web.resource import Resource
 from twisted.web.server import Site
+
+if TYPE_CHECKING:
+    from component.privilege import Privileges
 
 OTHER = "other"
 
@@ -91,7 +95,7 @@ class Metrics:
     def reconnect_scheduled(self) -> None:
         self.reconnects.inc()
 
-    def set_privileges(self, privileges) -> None:
+    def set_privileges(self, privileges: Privileges) -> None:
         """What ``privileges`` (component/privilege.py) says, in place of what its server said before to that name."""
         self.forget_privileges(privileges.server, privileges.jid)
         granted = [("roster", privileges.roster), ("message", privileges.message), ("presence", privileges.presence)]
@@ -99,7 +103,7 @@ class Metrics:
         for access, type in granted:
             self.privileges.labels(privileges.server, privileges.jid, access, type).set(1)
 
-    def _privilege_labels(self, server: str, jid: str):
+    def _privilege_labels(self, server: str, jid: str) -> Iterator[tuple[str, str, str, str]]:
         for metric in self.privileges.collect():
             for sample in metric.samples:
                 labels = sample.labels
@@ -121,28 +125,28 @@ class Metrics:
 class NoMetrics:
     """Metrics switched off: every call does nothing, at the cost of a method call."""
 
-    def request(self, namespace, type, outcome, seconds=None) -> None:
+    def request(self, namespace: str | None, type: str, outcome: str, seconds: float | None = None) -> None:
         pass
 
     def query_sent(self) -> None:
         pass
 
-    def query_ended(self, outcome) -> None:
+    def query_ended(self, outcome: str) -> None:
         pass
 
-    def set_connected(self, jid, connected) -> None:
+    def set_connected(self, jid: str, connected: bool) -> None:
         pass
 
     def reconnect_scheduled(self) -> None:
         pass
 
-    def set_privileges(self, privileges) -> None:
+    def set_privileges(self, privileges: Privileges) -> None:
         pass
 
-    def forget_privileges(self, server, jid) -> None:
+    def forget_privileges(self, server: str, jid: str) -> None:
         pass
 
-    def set_delegation(self, server, namespace) -> None:
+    def set_delegation(self, server: str, namespace: str) -> None:
         pass
 
     def clear_delegations(self) -> None:

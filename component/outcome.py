@@ -60,9 +60,9 @@ def settle(result: Any, clock: IReactorTime, timeout: float) -> Any:
     return own.addTimeout(timeout, clock)
 
 
-def observe(shared: Deferred) -> Deferred:
+def observe(shared: Deferred[Any]) -> Deferred[Any]:
     """A new Deferred with ``shared``'s result, leaving ``shared``'s result as it is for its other users."""
-    own: Deferred = Deferred()
+    own: Deferred[Any] = Deferred()
 
     def pass_on(result: Any) -> Any:
         if isinstance(result, Failure):

@@ -26,6 +26,7 @@ its error messages.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 from xml.parsers import expat
 
 from twisted.words.xish.domish import Element
@@ -86,7 +87,7 @@ class StanzaParser:
         self.mark = 0  # byte offset where the current stanza, or the gap before the next, began
         self.fed = 0  # bytes fed so far
         self.default_namespaces: list[str | None] = [""]
-        self.prefixes: dict[str, str] = {}
+        self.prefixes: dict[str, str | None] = {}
 
     def parse(self, data: bytes) -> None:
         """Parse the next bytes of the stream; raises ``StreamFault``."""
@@ -109,7 +110,7 @@ class StanzaParser:
         self.parser.EndElementHandler = self._end
         self.parser.CharacterDataHandler = self._text
 
-    def _start(self, name: str, attributes: dict[str, str]) -> None:
+    def _start(self, name: str, attributes: dict[Any, str]) -> None:  # str keys, then (uri, name) ones
         self.depth += 1
         if self.depth > ROOT_DEPTH + self.max_depth:
             self._discard("policy-violation", f"elements nested deeper than {self.max_depth} levels")
@@ -160,8 +161,10 @@ class StanzaParser:
     # Discarding the rest of a faulty stanza: count depth, keep nothing.
 
     def _discard(self, condition: str, text: str) -> None:
+        stanza = self.stanza
+        assert stanza is not None, "only a stanza being read is discarded"
         self.fault = (condition, text)
-        self.stanza.children = []
+        stanza.children = []
         self.current = None
         self.parser.StartElementHandler = self._start_discarded
         self.parser.EndElementHandler = self._end_discarded
@@ -175,7 +178,9 @@ class StanzaParser:
     def _end_discarded(self, name: str) -> None:
         self.depth -= 1
         if self.depth == ROOT_DEPTH:
-            stanza, (condition, text) = self.stanza, self.fault
+            stanza, fault = self.stanza, self.fault
+            assert stanza is not None and fault is not None, "set together by _discard"
+            condition, text = fault
             self.stanza = self.fault = None
             self.mark = self.parser.CurrentByteIndex
             self._build()

@@ -35,7 +35,7 @@ import types
 import typing
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, Self
 
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
@@ -70,7 +70,7 @@ class Field:
         self.default = default
         self.factory = factory
         self.declared_type = type
-        self.item = item
+        self.item: Any = item  # the type[Payload] of a child or children field, read only for those; else None
         self.name = ""  # the Python attribute, set by the class
         self.read: Callable[[str], Any] = str
         self.write: Callable[[Any], str] = str
@@ -162,7 +162,7 @@ class Payload:
     # Reading.
 
     @classmethod
-    def parse(cls, element: domish.Element) -> Payload:
+    def parse(cls, element: domish.Element) -> Self:
         """The payload of ``element``; raises ``PayloadError`` naming the element and the field."""
         plan = cls.__dict__.get("_ready") or cls._plan()
         text_field, by_child, nested = plan.text, plan.by_child, plan.nested
@@ -419,7 +419,7 @@ class _Plan:
         self.text = next((field for field in fields if field.kind == "text"), None)
         self.nested = tuple(field for field in fields if field.kind not in ("attribute", "text"))
         self.written = self.nested if self.text is None else (self.text, *self.nested)  # what goes among the children
-        self.by_child: dict[tuple[str, str], Field] = {}
+        self.by_child: dict[tuple[str, str | None], Field] = {}
         for field in self.nested:
             if field.kind == "child_text":
                 self.by_child[(cls.namespace, field.xml_name)] = field
@@ -454,7 +454,7 @@ def _convert(cls: type[Payload], field: Field, raw: str | None) -> Any:
         raise PayloadError(f"{_where(cls)}: {field.name}: {e}") from None
 
 
-def _conversions(annotation: Any, cls: type, field: Field) -> tuple[Callable[[str], Any], Callable[[Any], str]]:
+def _conversions(annotation: Any, cls: type, field: _Named) -> tuple[Callable[[str], Any], Callable[[Any], str]]:
     """How a value of ``annotation`` is read from and written to XML text."""
     options = _without_none(annotation)
     if len(options) != 1:
@@ -475,6 +475,12 @@ def _conversions(annotation: Any, cls: type, field: Field) -> tuple[Callable[[st
     if isinstance(kind, type) and issubclass(kind, enum.Enum):
         return _read_enum(kind), lambda value: str(value.value)
     raise TypeError(f"{cls.__name__}.{field.name}: cannot read a value of type {annotation!r}")
+
+
+class _Named(Protocol):
+    """A declared field, of a payload or a form (component/formfields.py), as its errors name it."""
+
+    name: str
 
 
 def _without_none(annotation: Any) -> tuple[Any, ...]:

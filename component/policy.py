@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from twisted.internet.interfaces import IReactorTime
 from twisted.words.protocols.jabber.jid import JID
 
-from component.config import AccessRule
+from component.config_values import AccessRule
 
 
 class AccessControl:
@@ -21,7 +21,7 @@ class AccessControl:
     """
 
     def __init__(self, rules: Iterable[AccessRule]) -> None:
-        self._allowed: dict[tuple[str, str], frozenset[str]] = {}
+        self._allowed: dict[tuple[str, str | None], frozenset[str]] = {}  # looked up with any payload's namespace
         for rule in rules:
             for type in rule.types:
                 self._allowed[(type, rule.namespace)] = (

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
@@ -32,6 +32,10 @@ from component.addresses import InvalidFormat, parse_jid
 from component.errors import IqError, NotConnected, StanzaError
 from component.stream import NS_CLIENT, NS_FORWARD
 from component.tracker import random_id
+
+if TYPE_CHECKING:
+    from component.metrics import Metrics, NoMetrics
+    from component.service import Component
 
 NS_PRIVILEGE_1 = "urn:xmpp:privilege:1"
 """ejabberd's version (built-in ``mod_privilege``)."""
@@ -154,13 +158,13 @@ class PrivilegeGrants:
 
     log = Logger()
 
-    def __init__(self, servers: Iterable[str], metrics: Any = None) -> None:
+    def __init__(self, servers: Iterable[str], metrics: Metrics | NoMetrics | None = None) -> None:
         self.servers = frozenset(servers)
         self._metrics = metrics
         self._grants: dict[tuple[str, str], Privileges] = {}
         self._strangers_said = False  # an untrusted advertisement is a warning once, then a debug line
 
-    def advertised(self, server: str, jid: str, privilege: domish.Element) -> None:
+    def advertised(self, server: str | None, jid: str, privilege: domish.Element) -> None:
         """A server's ``<privilege/>`` advertisement, in a message from ``server`` to the component's name ``jid``."""
         if server not in self.servers:
             # Anyone can send the component a message: said once as a warning, then only for debugging.
@@ -209,7 +213,7 @@ class Privileged:
     ``NotConnected``.
     """
 
-    def __init__(self, grants: PrivilegeGrants, service: Any) -> None:
+    def __init__(self, grants: PrivilegeGrants, service: Component) -> None:
         self._grants = grants
         self._service = service
 
@@ -217,11 +221,11 @@ class Privileged:
         """What ``server`` (by default the component's server) granted the component."""
         return self._grants.of(server or self._service.server_domain, self._names())
 
-    def roster(self, user: str, timeout: float | None = None) -> Deferred:
+    def roster(self, user: str, timeout: float | None = None) -> Deferred[list[RosterItem]]:
         """Fires with ``user``'s roster, a list of ``RosterItem``; needs the roster permission ``get`` or ``both``."""
         return self._roster_query(user, "get", (), timeout).addCallback(_roster_items)
 
-    def set_roster(self, user: str, items: Iterable[RosterItem], timeout: float | None = None) -> Deferred:
+    def set_roster(self, user: str, items: Iterable[RosterItem], timeout: float | None = None) -> Deferred[None]:
         """Adds, changes or (with ``subscription="remove"``) removes contacts of ``user``'s roster.
 
         Needs the roster permission ``set`` or ``both``. Fires with None once
@@ -230,7 +234,9 @@ class Privileged:
         """
         return self._roster_query(user, "set", items, timeout).addCallback(lambda _: None)
 
-    def _roster_query(self, user: str, type: str, items: Iterable[RosterItem], timeout: float | None) -> Deferred:
+    def _roster_query(
+        self, user: str, type: str, items: Iterable[RosterItem], timeout: float | None
+    ) -> Deferred[domish.Element]:
         """A roster get or set on ``user``'s roster, once the roster permission allows it."""
         try:
             bare, privileges = self._user(user)
@@ -244,7 +250,7 @@ class Privileged:
             query.addChild(item.to_element())
         return self._query(privileges, bare, query, type, timeout)
 
-    def send_message(self, message: domish.Element) -> Deferred:
+    def send_message(self, message: domish.Element) -> Deferred[None]:
         """Send ``message`` on the server's behalf: its ``from`` is the server or one of its users' bare JIDs.
 
         Needs the message permission ``outgoing``. Fires with None once
@@ -289,7 +295,7 @@ class Privileged:
 
     def query(
         self, user: str, payload: domish.Element, type: str = "get", to: str | None = None, timeout: float | None = None
-    ) -> Deferred:
+    ) -> Deferred[domish.Element]:
         """Send an Iq as ``user`` (a bare JID on the server), to ``to`` (by default the user's own account).
 
         Fires with the response Iq (as the server forwarded it back) when it is
@@ -360,7 +366,7 @@ class Privileged:
 
     def _query(
         self, privileges: Privileges, to: str, payload: domish.Element, type: str, timeout: float | None
-    ) -> Deferred:
+    ) -> Deferred[domish.Element]:
         return self._service.tracker.query(to, payload, type, timeout, sender=privileges.jid)
 
 
@@ -375,7 +381,7 @@ def _forwarded_response(reply: domish.Element) -> domish.Element:
     """The Iq in the result's ``<privilege><forwarded>``; an error inside fails as ``IqError``."""
     privilege = next(reply.elements(NS_PRIVILEGE_2, "privilege"), None)
     forwarded = next(privilege.elements(NS_FORWARD, "forwarded"), None) if privilege is not None else None
-    inner = next(forwarded.elements(NS_CLIENT, "iq"), None) if forwarded is not None else None
+    inner: domish.Element | None = next(forwarded.elements(NS_CLIENT, "iq"), None) if forwarded is not None else None
     if inner is None:
         raise IqError("undefined-condition", "cancel", "the server's answer forwarded no Iq", stanza=reply)
     if inner.getAttribute("type") == "error":

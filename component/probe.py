@@ -29,13 +29,14 @@ import math
 import os
 import secrets
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 from xml.dom import minidom
 
 from OpenSSL import SSL
 from twisted.internet import defer
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.error import ConnectionLost
+from twisted.internet.interfaces import ITCPTransport
 from twisted.internet.task import react
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import client, error, sasl, xmlstream
@@ -168,7 +169,18 @@ def default_tls(host: str) -> str:
     return TLS_OPTIONAL if loopback else TLS_REQUIRED
 
 
-class ProbeAuthenticator(client.XMPPAuthenticator):
+if TYPE_CHECKING:  # Twisted's class, with the signatures of what the probe calls on it (component/twisted_typed.py)
+
+    class _XMPPAuthenticator(client.XMPPAuthenticator):
+        def __init__(self, jid: JID, password: str) -> None: ...
+
+        def associateWithStream(self, xs: xmlstream.XmlStream) -> None: ...
+
+else:
+    _XMPPAuthenticator = client.XMPPAuthenticator
+
+
+class ProbeAuthenticator(_XMPPAuthenticator):
     """Twisted's client authenticator, with STARTTLS as chosen: on its own it fails without STARTTLS."""
 
     def __init__(self, jid: JID, password: str, tls: str) -> None:
@@ -184,15 +196,17 @@ class ProbeAuthenticator(client.XMPPAuthenticator):
 
 
 def _describe(reason: error.BaseError) -> str:
-    kind = f"{reason.type} " if getattr(reason, "type", None) else ""
+    error_type = getattr(reason, "type", None)  # a stanza error's; a stream error has none
+    kind = f"{error_type} " if error_type else ""
     return f"{kind}{reason.condition}" + (f": {reason.text}" if reason.text else "")
 
 
 def _login_failure(reason: Failure, xs: xmlstream.XmlStream | None) -> str:
     """Why the login failed, in an operator's terms: which step, and what to change."""
     step = type(xs.initializers[0]) if xs is not None and xs.initializers else None
-    if reason.check(sasl.SASLAuthError):
-        return f"the server refused the login: {reason.value.condition}"
+    problem = reason.value
+    if isinstance(problem, sasl.SASLAuthError):
+        return f"the server refused the login: {problem.condition}"
     if reason.check(sasl.SASLNoAcceptableMechanism):
         offered = ", ".join(sasl.get_mechanisms(xs)) or "none"
         return f"no SASL mechanism that Twisted has (PLAIN, DIGEST-MD5) is offered; the server offers: {offered}"
@@ -202,11 +216,12 @@ def _login_failure(reason: Failure, xs: xmlstream.XmlStream | None) -> str:
         return "the server does not offer STARTTLS (--tls optional would log in without it)"
     if reason.check(xmlstream.FeatureNotAdvertized) and step is sasl.SASLInitiatingInitializer:
         return "the server offers no SASL login on this stream (it may want TLS first)"
-    if reason.check(error.StreamError):
-        return f"the server closed the stream: {_describe(reason.value)}"
-    if reason.check(SSL.Error):
-        why = "; ".join(entry[-1] for entry in reason.value.args[0] if entry)
-        return f"TLS with {xs.otherEntity.host if xs is not None else 'the server'} failed: {why}"
+    if isinstance(problem, error.StreamError):
+        return f"the server closed the stream: {_describe(problem)}"
+    if isinstance(problem, SSL.Error):
+        why = "; ".join(entry[-1] for entry in problem.args[0] if entry)
+        server: JID | None = xs.otherEntity if xs is not None else None
+        return f"TLS with {server.host if server is not None else 'the server'} failed: {why}"
     return f"login failed: {reason.getErrorMessage()}"
 
 
@@ -257,46 +272,58 @@ class ClientSession:
     def _unreachable(self, reason: Failure) -> None:
         self._fail(f"cannot connect to {self.address}: {reason.getErrorMessage()}")
 
-    def _abandon(self, _: defer.Deferred) -> None:
+    def _abandon(self, _: defer.Deferred[xmlstream.XmlStream]) -> None:
         self._connecting.cancel()
         if self.stream is not None:
-            self.stream.transport.abortConnection()
+            _transport(self.stream).abortConnection()
 
     async def close(self, reactor: Any) -> None:
         """Send ``</stream:stream>`` and wait, at most ``CLOSE_TIMEOUT``, for the connection to end."""
         if self.stream is None or self.closed.called:
             return
         self.stream.sendFooter()
-        self.stream.transport.loseConnection()
-        deadline = reactor.callLater(CLOSE_TIMEOUT, self.stream.transport.abortConnection)
+        transport = _transport(self.stream)
+        transport.loseConnection()
+        deadline = reactor.callLater(CLOSE_TIMEOUT, transport.abortConnection)
         await self.closed
         if deadline.active():
             deadline.cancel()
 
 
-async def ask(xs: xmlstream.XmlStream, target: JID, request: tuple[str, list], timeout: float) -> domish.Element:
+def _transport(xs: xmlstream.XmlStream) -> ITCPTransport:
+    """The stream's connection: TCP, or TLS over it, which passes on to it what it does not define itself."""
+    return cast(ITCPTransport, xs.transport)
+
+
+async def ask(
+    xs: xmlstream.XmlStream, target: JID, request: tuple[str, list[domish.Element | str]], timeout: float
+) -> domish.Element:
     """Send the query and return the result; an error reply (printed) or no reply is a ``ProbeFailure``."""
     stanza_type, children = request
     iq = xmlstream.IQ(xs, stanza_type)
     iq["id"] = secrets.token_hex(12)  # unguessable, so no other sender can pass off an answer
-    iq.timeout = timeout
+    iq.timeout = timeout  # type: ignore[assignment]  # Twisted's IQ declares timeout = None, for no timeout
     for child in children:
         iq.addChild(child)
     try:
-        return await iq.send(target.full())
+        reply: domish.Element = await iq.send(target.full())
     except error.StanzaError as reason:
-        if getattr(reason, "stanza", None) is not None:
-            print(pretty(reason.stanza))
+        stanza = getattr(reason, "stanza", None)  # the error reply, which Twisted sets on the exception
+        if stanza is not None:
+            print(pretty(stanza))
         raise ProbeFailure(EXIT_ERROR_REPLY, f"error reply from {target.full()}: {_describe(reason)}") from None
     except xmlstream.TimeoutError:
         raise ProbeFailure(EXIT_NO_REPLY, f"no reply from {target.full()} within {timeout:g} s") from None
     except ConnectionLost:
         raise ProbeFailure(EXIT_NO_REPLY, f"the connection closed before {target.full()} replied") from None
+    return reply
 
 
 def pretty(element: domish.Element) -> str:
     """The stanza as indented XML, one element per line."""
-    return minidom.parseString(element.toXml().encode()).documentElement.toprettyxml(indent="  ").rstrip()
+    document = minidom.parseString(element.toXml().encode()).documentElement
+    assert document is not None  # a parsed element is a document's element
+    return document.toprettyxml(indent="  ").rstrip()
 
 
 async def run(reactor: Any, argv: list[str]) -> NoReturn:

@@ -25,11 +25,11 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from component.twisted_private import forget_exit_signal
+from component.twisted_typed import MultiService
 
 # Conditions that mean "this name or secret is wrong", not "try again later".
 REFUSALS = frozenset({"not-authorized", "host-unknown"})
@@ -87,7 +87,7 @@ class ProcessPolicy(MultiService):
         gc.freeze()
         super().startService()
 
-    def stopService(self) -> Deferred:
+    def stopService(self) -> Deferred[Any]:
         if self._previous_sighup is not None:  # a SIGHUP while draining must not start a reload
             signal.signal(signal.SIGHUP, self._previous_sighup)
             self._previous_sighup = None

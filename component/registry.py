@@ -12,13 +12,14 @@ import builtins
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from component.commands import Command, declared_commands
 from component.payload import Payload
 
 IQ_REQUEST_TYPES = ("get", "set")
 _MARK = "__iqresponder__"
+_Function = TypeVar("_Function", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class Responder:
     type: str
     element: str | None
     origin: str
-    payload: type[Payload] | None = None
+    payload: builtins.type[Payload] | None = None  # builtins: ``type`` is a field here
     """The payload class the request's payload is parsed into before the call, if any."""
     component: Any = None
     """The ``request.component`` of its requests: its module's face (component/facade.py), when loaded from one."""
@@ -64,7 +65,7 @@ def responder(
     *,
     disco: bool = True,
     delegated: bool = False,
-):
+) -> Callable[[_Function], _Function]:
     """Mark a function as the responder for Iq requests whose payload is in ``namespace``.
 
     ``namespace`` may be a payload class instead (component/payload.py): the
@@ -81,7 +82,8 @@ def responder(
     if isinstance(namespace, builtins.type) and issubclass(namespace, Payload):
         if element is not None:
             raise ValueError(f"responder({namespace.__name__}) takes its element from the class; drop element=")
-        payload, namespace, element = namespace, namespace.namespace, namespace.element
+        payload = namespace
+        namespace, element = payload.namespace, payload.element
     if not isinstance(namespace, str) or not namespace:
         raise ValueError("responder() needs a namespace string")
     if any(character in namespace for character in "&<>'\""):
@@ -91,15 +93,16 @@ def responder(
     types = IQ_REQUEST_TYPES if type is None else (type,)
     declaration = Declaration(namespace, types, element, disco, payload, delegated)
 
-    def mark(function):
-        getattr(function, _MARK, None) or setattr(function, _MARK, [])
+    def mark(function: _Function) -> _Function:
+        if not getattr(function, _MARK, None):
+            setattr(function, _MARK, [])
         getattr(function, _MARK).append(declaration)
         return function
 
     return mark
 
 
-class _ByElement(dict):
+class _ByElement(dict[str, Responder]):
     """The responders of one (type, namespace), by payload element name; ``any`` matches the rest."""
 
     __slots__ = ("any",)
@@ -115,7 +118,7 @@ class Registry:
     def __init__(self) -> None:
         self.commands: dict[str, Command] = {}
         """The ad-hoc commands modules declared (component/commands.py), by node."""
-        self._routes: dict[tuple[str, str], _ByElement] = {}
+        self._routes: dict[tuple[str, str | None], _ByElement] = {}  # looked up with any payload's namespace
         self._namespaces: set[str] = set()
         self._features: set[str] = set()
         self.delegated: dict[str, str] = {}
@@ -145,10 +148,10 @@ class Registry:
         if declaration.delegated:
             self.delegated.setdefault(declaration.namespace, origin)
 
-    def collect(self, module: ModuleType, origin: str, component: Any = None) -> list[Responder]:
+    def collect(self, module: ModuleType, origin: str, component: Any = None) -> list[str]:
         """Register every ``@responder`` and ``@command`` defined in ``module`` (not those it imports).
 
-        Their requests see ``component``, the module's face.
+        Their requests see ``component``, the module's face. Returns the namespaces registered, one per declaration.
         """
         for declared in declared_commands(module):
             existing = self.commands.get(declared.node)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
 from component.addresses import InvalidFormat, parse_jid
 from component.interfaces import IComponent
+
+if TYPE_CHECKING:
+    from component.delegation import Delegation
+    from component.stream import ReplyLink
 
 __all__ = ["InvalidFormat", "Request", "parse_jid"]
 
@@ -46,7 +50,7 @@ class Request:
         sender: JID | str | None,
         recipient: JID | None,
         component: IComponent,
-        link: Any,
+        link: ReplyLink,
     ) -> None:
         self.stanza = stanza
         self.element = element
@@ -64,12 +68,12 @@ class Request:
     def sender(self) -> JID | None:
         """Who sent the request (``None`` only for the server itself)."""
         sender = self._sender
-        if sender.__class__ is str:
+        if isinstance(sender, str):
             sender = self._sender = parse_jid(sender)
         return sender
 
     @property
-    def delegation(self) -> Any:
+    def delegation(self) -> Delegation | None:
         """How the server forwarded this request (a ``component.delegation.Delegation``), or ``None``.
 
         Set for a request a server delegated (XEP-0355): one of its users sent
@@ -81,7 +85,8 @@ class Request:
     @property
     def namespace(self) -> str | None:
         """The payload's namespace."""
-        return self.element.uri
+        namespace: str | None = self.element.uri
+        return namespace
 
     def __repr__(self) -> str:
         return f"<Request {self.type} {self.element.uri} id={self.id!r} from={self.stanza.getAttribute('from')!r}>"

@@ -18,7 +18,7 @@ component/privilege.py, and the rest are dropped.
 from __future__ import annotations
 
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -40,6 +40,13 @@ from component.registry import Registry, Responder
 from component.request import Request
 from component.serializer import escape_attribute, to_xml
 from component.stream import NS_COMPONENT_ACCEPT
+
+if TYPE_CHECKING:
+    from component.delegation import Delegations
+    from component.metrics import Metrics
+    from component.privilege import PrivilegeGrants
+    from component.stream import ReplyLink
+    from component.tracker import Tracker
 
 _DELEGATIONS = frozenset(DELEGATION_VERSIONS)  # a payload in one of these is a server's wrapper (XEP-0355)
 
@@ -76,15 +83,15 @@ class Router:
     def __init__(
         self,
         registry: Registry,
-        tracker: Any,
+        tracker: Tracker,
         component: IComponent,
         clock: IReactorTime,
         limits: Limits | None = None,
         access: AccessControl | None = None,
-        metrics: Any = None,
+        metrics: Metrics | NoMetrics | None = None,
         log_requests: bool = False,
-        delegations: Any = None,
-        privileges: Any = None,
+        delegations: Delegations | None = None,
+        privileges: PrivilegeGrants | None = None,
     ) -> None:
         self.registry = registry
         self.delegations = delegations
@@ -106,9 +113,9 @@ class Router:
         self.requests: dict[str, int] = {}
         """Requests handed to a responder since start, by namespace."""
         self.draining = False
-        self._idle: list[Deferred] = []
+        self._idle: list[Deferred[None]] = []
 
-    def receive(self, iq: domish.Element, link: Any) -> None:
+    def receive(self, iq: domish.Element, link: ReplyLink) -> None:
         """Handle one ``<iq/>`` that came on ``link`` (its reply goes out there). Never raises."""
         attributes = iq.attributes
         type = attributes.get("type")
@@ -183,7 +190,7 @@ class Router:
         component = responder.component or self.component  # the responder's module's face, with its store
         self.call(responder, Request(iq, payload, sender, recipient, component, link))
 
-    def receive_message(self, message: domish.Element, link: Any) -> None:
+    def receive_message(self, message: domish.Element, link: ReplyLink) -> None:
         """Read a server's advertisement of delegations or privileges; log a trusted server's bounce. Never raises.
 
         Any other message is dropped: the component answers Iqs only.
@@ -205,7 +212,7 @@ class Router:
             elif child.name == "delegation" and child.uri in _DELEGATIONS and self.delegations is not None:
                 self.delegations.advertised(sender, child)
 
-    def refuse(self, stanza: domish.Element, condition: str, text: str, link: Any) -> None:
+    def refuse(self, stanza: domish.Element, condition: str, text: str, link: ReplyLink) -> None:
         """Answer a stanza that came on ``link`` and broke a limit (its content already discarded), or drop it.
 
         Never raises.
@@ -275,11 +282,11 @@ class Router:
             for waiting in idle:
                 waiting.callback(None)
 
-    def when_idle(self) -> Deferred:
+    def when_idle(self) -> Deferred[None]:
         """A Deferred that fires once no responder is in flight."""
         if self.in_flight == 0:
             return succeed(None)
-        waiting: Deferred = Deferred()
+        waiting: Deferred[None] = Deferred()
         self._idle.append(waiting)
         return waiting
 
@@ -339,7 +346,7 @@ class Router:
 
     def reply_error(
         self,
-        link: Any,
+        link: ReplyLink,
         iq: domish.Element,
         error: StanzaError,
         payload: domish.Element | None = None,
@@ -349,14 +356,16 @@ class Router:
         if self.timing:
             seconds = perf_counter() - request.received if request is not None else None
             self._record(iq, payload.uri if payload is not None else None, error.condition, seconds)
-        echoed = to_xml(payload, within=NS_COMPONENT_ACCEPT) if payload is not None else ""
-        if len(echoed) > ECHO_PAYLOAD_LIMIT:
-            # Too large to send back whole: the element with its attributes alone still says which request
-            # this answers (XEP-0050 clients match a command's error by the sessionid on its <command/>).
-            start = domish.Element((payload.uri, payload.name), attribs=dict(payload.attributes))
-            echoed = to_xml(start, within=NS_COMPONENT_ACCEPT)
+        echoed = ""
+        if payload is not None:
+            echoed = to_xml(payload, within=NS_COMPONENT_ACCEPT)
             if len(echoed) > ECHO_PAYLOAD_LIMIT:
-                echoed = ""
+                # Too large to send back whole: the element with its attributes alone still says which request
+                # this answers (XEP-0050 clients match a command's error by the sessionid on its <command/>).
+                start = domish.Element((payload.uri, payload.name), attribs=dict(payload.attributes))
+                echoed = to_xml(start, within=NS_COMPONENT_ACCEPT)
+                if len(echoed) > ECHO_PAYLOAD_LIMIT:
+                    echoed = ""
         # A request whose own address is unusable is answered from the name of the link it came on.
         sender = link.jid if from_self else None
         link.send(_start_tag(iq, "error", sender=sender) + echoed + error.xml + "</iq>")

@@ -171,7 +171,11 @@ def _start_with_namespaces(
 
 
 def _write_qualified_attribute(
-    key: tuple[str, str], value: str, attributes: dict, prefixes: dict[str, str], parts: list[str]
+    key: tuple[str, str],
+    value: str,
+    attributes: dict[str | tuple[str, str], str],
+    prefixes: dict[str, str],
+    parts: list[str],
 ) -> dict[str, str]:
     """Append a ``(uri, name)`` attribute, declaring a prefix when none in scope names ``uri``."""
     uri, name = key

@@ -13,14 +13,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from twisted.application.service import MultiService
 from twisted.internet import endpoints
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.words.xish import domish
 
 from component.commands import NS_COMMANDS, SESSIONS, CommandAccess, CommandServer
-from component.config import ConfigError, Overrides, Settings, load
+from component.config import Overrides, Settings, load
+from component.config_values import ConfigError
 from component.delegation import Delegations
 from component.discovery import Discovery
 from component.facade import ComponentFacade
@@ -34,6 +34,7 @@ from component.router import Router
 from component.store import Store, open_backend
 from component.stream import ComponentStream
 from component.tracker import Tracker, random_id
+from component.twisted_typed import MultiService
 
 
 def _ignore(*args: Any) -> None:
@@ -152,8 +153,8 @@ class Component(MultiService):
         if settings.instance_jid is not None:
             self.instance_link = link(settings.instance_jid, "component.instance_jid", instance_endpoint)
         self.links = (self.link,) if self.instance_link is None else (self.link, self.instance_link)
-        self._links_by_name = {link.jid: link for link in self.links}
-        if settings.metrics_endpoint:
+        self._links_by_name: dict[str | None, Link] = {link.jid: link for link in self.links}  # by any from
+        if isinstance(self.metrics, Metrics) and settings.metrics_endpoint:
             metrics_service(self.metrics, settings.metrics_endpoint).setServiceParent(self)
 
     def _asked_delegations(self) -> dict[str, str]:
@@ -305,7 +306,7 @@ class Component(MultiService):
         self.store.start()
         super().startService()
 
-    def stopService(self) -> Deferred:
+    def stopService(self) -> Deferred[Any]:
         """Stop taking requests, let those in flight finish, tear the handler modules down, close the stream.
 
         Requests in flight get up to ``shutdown_grace`` seconds to finish, and
@@ -333,7 +334,7 @@ class Component(MultiService):
     def _not_drained(self, _: object) -> None:
         self.log.warn("Shutting down with {count} request(s) unanswered", count=self.router.in_flight)
 
-    def _teardown_handlers(self) -> Deferred:
+    def _teardown_handlers(self) -> Deferred[None]:
         modules, self.modules = self.modules, []
         return teardown_handlers(modules, self.facade, self._reactor, self.settings.shutdown_grace)
 

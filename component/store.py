@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -42,8 +42,40 @@ MAX_VALUE_BYTES = 262_144
 PURGE_INTERVAL = 600.0
 """Seconds between deletions of expired entries; until then an expired entry is only invisible."""
 
+_T = TypeVar("_T")
 _BYTES = b"b"  # the first byte of a stored value says what follows: raw bytes,
 _JSON = b"j"  # or JSON text
+
+
+class StoreBackend(Protocol):
+    """Where ``Store`` keeps the stored forms of values: ``MemoryStore`` here, the SQL backends in component/store_sql.py.
+
+    Keys and values come checked and encoded; ``now`` and ``expires`` are
+    seconds on the component's clock. A backend may also have ``connect()``
+    (reach a shared database at start) and ``problem()`` (why it will fail, if
+    that can be told before using it).
+    """
+
+    description: str
+    """What the log calls it: the kind of store and where it is."""
+
+    def read(self, namespace: str, key: str, now: float) -> Deferred[bytes | None]: ...
+
+    def write(self, namespace: str, key: str, data: bytes, expires: float | None) -> Deferred[None]: ...
+
+    def remove(self, namespace: str, key: str, now: float) -> Deferred[bool]: ...
+
+    def swap(
+        self, namespace: str, key: str, expected: bytes | None, data: bytes, expires: float | None, now: float
+    ) -> Deferred[bool]: ...
+
+    def scan(
+        self, namespace: str, prefix: str, limit: int | None, values: bool, now: float
+    ) -> Deferred[list[tuple[str, bytes | None]]]: ...
+
+    def purge(self, now: float) -> Deferred[int]: ...
+
+    def close(self) -> Deferred[None]: ...
 
 
 class StoreUnavailable(StanzaError):
@@ -118,12 +150,12 @@ class ModuleStore:
 
     __slots__ = ("_backend", "_clock", "namespace")
 
-    def __init__(self, backend: Any, namespace: str, clock: IReactorTime) -> None:
+    def __init__(self, backend: StoreBackend, namespace: str, clock: IReactorTime) -> None:
         self._backend = backend
         self.namespace = namespace
         self._clock = clock
 
-    def get(self, key: str, default: Any = None) -> Deferred:
+    def get(self, key: str, default: Any = None) -> Deferred[Any]:
         try:
             check_key(key)
         except ValueError:
@@ -131,7 +163,7 @@ class ModuleStore:
         d = self._backend.read(self.namespace, key, self._clock.seconds())
         return d.addCallback(lambda data: default if data is None else decode(data))
 
-    def set(self, key: str, value: Any, ttl: float | None = None) -> Deferred:
+    def set(self, key: str, value: Any, ttl: float | None = None) -> Deferred[None]:
         try:
             check_key(key)
             data, ttl = encode(value), _ttl(ttl)
@@ -140,14 +172,14 @@ class ModuleStore:
         expires = None if ttl is None else self._clock.seconds() + ttl
         return self._backend.write(self.namespace, key, data, expires)
 
-    def delete(self, key: str) -> Deferred:
+    def delete(self, key: str) -> Deferred[bool]:
         try:
             check_key(key)
         except ValueError:
             return fail()
         return self._backend.remove(self.namespace, key, self._clock.seconds())
 
-    def compare_and_set(self, key: str, expected: Any, value: Any, ttl: float | None = None) -> Deferred:
+    def compare_and_set(self, key: str, expected: Any, value: Any, ttl: float | None = None) -> Deferred[bool]:
         try:
             check_key(key)
             old = None if expected is None else encode(expected)
@@ -157,13 +189,13 @@ class ModuleStore:
         now = self._clock.seconds()
         return self._backend.swap(self.namespace, key, old, data, None if ttl is None else now + ttl, now)
 
-    def keys(self, prefix: str = "", limit: int | None = None) -> Deferred:
+    def keys(self, prefix: str = "", limit: int | None = None) -> Deferred[list[str]]:
         return self._scan(prefix, limit, False).addCallback(lambda rows: [key for key, _ in rows])
 
-    def items(self, prefix: str = "", limit: int | None = None) -> Deferred:
+    def items(self, prefix: str = "", limit: int | None = None) -> Deferred[list[tuple[str, Any]]]:
         return self._scan(prefix, limit, True).addCallback(lambda rows: [(key, decode(data)) for key, data in rows])
 
-    def _scan(self, prefix: str, limit: int | None, values: bool) -> Deferred:
+    def _scan(self, prefix: str, limit: int | None, values: bool) -> Deferred[list[tuple[str, bytes | None]]]:
         try:
             if prefix:
                 check_key(prefix)
@@ -184,7 +216,7 @@ class Store:
 
     log = Logger()
 
-    def __init__(self, backend: Any, clock: IReactorTime, purge_interval: float = PURGE_INTERVAL) -> None:
+    def __init__(self, backend: StoreBackend, clock: IReactorTime, purge_interval: float = PURGE_INTERVAL) -> None:
         self.backend = backend
         self.clock = clock
         self._purge = LoopingCall(self._purge_expired)
@@ -220,18 +252,18 @@ class Store:
         if not failure.check(StoreUnavailable):
             self.log.failure("The store could not be reached at start", failure, level=LogLevel.error)
 
-    def _purge_expired(self) -> Deferred:
+    def _purge_expired(self) -> Deferred[int | None]:
         d = self.backend.purge(self.clock.seconds())
         return d.addErrback(lambda failure: failure.trap(StoreUnavailable))
 
-    def close(self) -> Deferred:
+    def close(self) -> Deferred[None]:
         """Stop the purge and close the backend (its threads and connections)."""
         if self._purge.running:
             self._purge.stop()
         return self.backend.close()
 
 
-def open_backend(url: str, reactor: Any, timeout: float = 5.0, connections: int = 4) -> Any:
+def open_backend(url: str, reactor: Any, timeout: float = 5.0, connections: int = 4) -> StoreBackend:
     """The backend of ``url`` (``sqlite:////ABSOLUTE/PATH`` or ``postgresql://...``); it connects on first use."""
     from component.store_sql import PostgreSQLBackend, SQLiteBackend
 
@@ -261,18 +293,18 @@ class MemoryStore:
             return None
         return entry[0]
 
-    def _answer(self, compute: Callable[[], Any]) -> Deferred:
+    def _answer(self, compute: Callable[[], _T]) -> Deferred[_T]:
         if self.fail_with is not None:
             return fail(self.fail_with)
         return succeed(compute())
 
-    def read(self, namespace: str, key: str, now: float) -> Deferred:
+    def read(self, namespace: str, key: str, now: float) -> Deferred[bytes | None]:
         return self._answer(lambda: self._live(namespace, key, now))
 
-    def write(self, namespace: str, key: str, data: bytes, expires: float | None) -> Deferred:
+    def write(self, namespace: str, key: str, data: bytes, expires: float | None) -> Deferred[None]:
         return self._answer(lambda: self.entries.__setitem__((namespace, key), (data, expires)))
 
-    def remove(self, namespace: str, key: str, now: float) -> Deferred:
+    def remove(self, namespace: str, key: str, now: float) -> Deferred[bool]:
         def remove() -> bool:
             live = self._live(namespace, key, now) is not None
             self.entries.pop((namespace, key), None)
@@ -282,7 +314,7 @@ class MemoryStore:
 
     def swap(
         self, namespace: str, key: str, expected: bytes | None, data: bytes, expires: float | None, now: float
-    ) -> Deferred:
+    ) -> Deferred[bool]:
         def swap() -> bool:
             if self._live(namespace, key, now) != expected:
                 return False
@@ -291,9 +323,11 @@ class MemoryStore:
 
         return self._answer(swap)
 
-    def scan(self, namespace: str, prefix: str, limit: int | None, values: bool, now: float) -> Deferred:
+    def scan(
+        self, namespace: str, prefix: str, limit: int | None, values: bool, now: float
+    ) -> Deferred[list[tuple[str, bytes | None]]]:
         def scan() -> list[tuple[str, bytes | None]]:
-            rows = []
+            rows: list[tuple[str, bytes | None]] = []
             for (space, key), (data, expires) in self.entries.items():
                 if space == namespace and key.startswith(prefix) and (expires is None or expires > now):
                     rows.append((key, data if values else None))
@@ -302,7 +336,7 @@ class MemoryStore:
 
         return self._answer(scan)
 
-    def purge(self, now: float) -> Deferred:
+    def purge(self, now: float) -> Deferred[int]:
         def purge() -> int:
             expired = [name for name, (_, expires) in self.entries.items() if expires is not None and expires <= now]
             for name in expired:
@@ -311,7 +345,7 @@ class MemoryStore:
 
         return self._answer(purge)
 
-    def close(self) -> Deferred:
+    def close(self) -> Deferred[None]:
         return succeed(None)
 
     def __repr__(self) -> str:

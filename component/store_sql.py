@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.defer import TimeoutError as DeadlineExceeded
@@ -39,6 +39,10 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from component.store import StoreUnavailable
+
+_T = TypeVar("_T")
+Parameters = tuple[object, ...]
+Row = tuple[Any, ...]
 
 TABLE = "iqresponder_store"
 DEADLINE_MARGIN = 0.5
@@ -95,27 +99,29 @@ class SQLBackend:
 
     # The operations of component/store.py's backends.
 
-    def read(self, namespace: str, key: str, now: float) -> Deferred:
+    def read(self, namespace: str, key: str, now: float) -> Deferred[bytes | None]:
         return self._run(self._fetch_one, READ, (namespace, key, now))
 
-    def write(self, namespace: str, key: str, data: bytes, expires: float | None) -> Deferred:
+    def write(self, namespace: str, key: str, data: bytes, expires: float | None) -> Deferred[None]:
         return self._run(self._change, WRITE, (namespace, key, data, expires)).addCallback(lambda _: None)
 
-    def remove(self, namespace: str, key: str, now: float) -> Deferred:
+    def remove(self, namespace: str, key: str, now: float) -> Deferred[bool]:
         return self._run(self._change, REMOVE, (namespace, key, now)).addCallback(bool)
 
     def swap(
         self, namespace: str, key: str, expected: bytes | None, data: bytes, expires: float | None, now: float
-    ) -> Deferred:
+    ) -> Deferred[bool]:
         if expected is None:
             changed = self._run(self._change, ADD, (namespace, key, data, expires, now))
         else:
             changed = self._run(self._change, SWAP, (data, expires, namespace, key, expected, now))
         return changed.addCallback(bool)
 
-    def scan(self, namespace: str, prefix: str, limit: int | None, values: bool, now: float) -> Deferred:
+    def scan(
+        self, namespace: str, prefix: str, limit: int | None, values: bool, now: float
+    ) -> Deferred[list[tuple[str, bytes | None]]]:
         end = successor(prefix) if prefix else None
-        parameters: tuple = (namespace, prefix) + ((end,) if end is not None else ()) + (now,)
+        parameters: Parameters = (namespace, prefix) + ((end,) if end is not None else ()) + (now,)
         if limit is not None:
             parameters += (limit,)
         statement = _scan(values, end is not None, limit is not None)
@@ -123,12 +129,12 @@ class SQLBackend:
             lambda rows: [(key, None if value is None else bytes(value)) for key, value in rows]
         )
 
-    def purge(self, now: float) -> Deferred:
+    def purge(self, now: float) -> Deferred[int]:
         if not self._opened:
             return succeed(0)
         return self._run(self._change, PURGE, (now,))
 
-    def close(self) -> Deferred:
+    def close(self) -> Deferred[None]:
         """Stop the threads (those running finish their statement first) and close the connections; final."""
         if self._shutdown_trigger is not None:
             self._reactor.removeSystemEventTrigger(self._shutdown_trigger)
@@ -144,14 +150,16 @@ class SQLBackend:
 
     # Running one statement in a thread, within the deadline.
 
-    def _run(self, operation: Callable[..., Any], statement: str, parameters: tuple) -> Deferred:
+    def _run(
+        self, operation: Callable[[str, Parameters, float], _T], statement: str, parameters: Parameters
+    ) -> Deferred[_T]:
         if self._closed:
             return fail(StoreUnavailable("the store is closed"))
         if self._shutdown_trigger is None:
             if not self._reactor.running:
                 # A module's setup() runs before the reactor does, and before twistd forks into the
                 # background, which would leave threads started now behind in the parent: wait for it.
-                running = Deferred()
+                running: Deferred[None] = Deferred()
                 self._reactor.callWhenRunning(running.callback, None)
                 return running.addCallback(lambda _: self._run(operation, statement, parameters))
             self._threads.start()
@@ -176,7 +184,13 @@ class SQLBackend:
         """
         return 2 * self.timeout + DEADLINE_MARGIN
 
-    def _in_thread(self, operation: Callable[..., Any], statement: str, parameters: tuple, submitted: float) -> Any:
+    def _in_thread(
+        self,
+        operation: Callable[[str, Parameters, float], _T],
+        statement: str,
+        parameters: Parameters,
+        submitted: float,
+    ) -> _T:
         if self._closed:  # queued before close(): skipped, so that closing waits only for what is running
             raise StoreUnavailable("the store is closed")
         # What is left of the wait for a connection: the statement itself then has ``timeout`` more,
@@ -197,7 +211,7 @@ class SQLBackend:
         except self.unavailable as e:
             raise StoreUnavailable(self._reason(e)) from None
 
-    def _answered(self, result: Any) -> Any:
+    def _answered(self, result: _T) -> _T:
         if not self.available:
             self.available = True
             self.log.info("The store is available again ({store})", store=self.description)
@@ -206,13 +220,14 @@ class SQLBackend:
     def _failed(self, failure: Failure) -> Failure:
         if failure.check(DeadlineExceeded, CancelledError):
             failure = Failure(StoreUnavailable(f"no answer within {self.deadline:g} s"))
-        if failure.check(StoreUnavailable) and self.available:
+        problem = failure.value
+        if isinstance(problem, StoreUnavailable) and self.available:
             self.available = False
             self.log.warn(
                 "The store is unavailable ({store}): {reason}; requests that need it are answered "
                 "internal-server-error (wait) until it is back",
                 store=self.description,
-                reason=failure.value.reason,
+                reason=problem.reason,
             )
         return failure
 
@@ -232,13 +247,13 @@ class SQLBackend:
 
     # Each runs ``statement``, waiting at most ``wait`` seconds for a connection.
 
-    def _fetch_one(self, statement: str, parameters: tuple, wait: float) -> bytes | None:
+    def _fetch_one(self, statement: str, parameters: Parameters, wait: float) -> bytes | None:
         raise NotImplementedError
 
-    def _fetch_all(self, statement: str, parameters: tuple, wait: float) -> list[tuple]:
+    def _fetch_all(self, statement: str, parameters: Parameters, wait: float) -> list[Row]:
         raise NotImplementedError
 
-    def _change(self, statement: str, parameters: tuple, wait: float) -> int:
+    def _change(self, statement: str, parameters: Parameters, wait: float) -> int:
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -302,15 +317,21 @@ class SQLiteBackend(SQLBackend):
             self._connection = None
         self._opened = False
 
-    def _fetch_one(self, statement: str, parameters: tuple, wait: float) -> bytes | None:
-        row = self._connection.execute(statement, parameters).fetchone()
-        return None if row is None else row[0]
+    def _opened_connection(self) -> sqlite3.Connection:
+        connection = self._connection
+        assert connection is not None, "_in_thread opens the connection before any statement"
+        return connection
 
-    def _fetch_all(self, statement: str, parameters: tuple, wait: float) -> list[tuple]:
-        return self._connection.execute(statement, parameters).fetchall()
+    def _fetch_one(self, statement: str, parameters: Parameters, wait: float) -> bytes | None:
+        row = self._opened_connection().execute(statement, parameters).fetchone()
+        value: bytes | None = None if row is None else row[0]
+        return value
 
-    def _change(self, statement: str, parameters: tuple, wait: float) -> int:
-        return self._connection.execute(statement, parameters).rowcount
+    def _fetch_all(self, statement: str, parameters: Parameters, wait: float) -> list[Row]:
+        return self._opened_connection().execute(statement, parameters).fetchall()
+
+    def _change(self, statement: str, parameters: Parameters, wait: float) -> int:
+        return self._opened_connection().execute(statement, parameters).rowcount
 
 
 POSTGRESQL_SCHEMA = (
@@ -381,7 +402,7 @@ class PostgreSQLBackend(SQLBackend):
             (milliseconds, milliseconds),
         )
 
-    def connect(self) -> Deferred:
+    def connect(self) -> Deferred[None]:
         """Reach the database now (creating the table if needed), rather than at the first request."""
         return self._run(lambda statement, parameters, wait: None, "", ())
 
@@ -416,15 +437,18 @@ class PostgreSQLBackend(SQLBackend):
         self._connections.close(timeout=self.timeout)
         self._opened = False
 
-    def _fetch_one(self, statement: str, parameters: tuple, wait: float) -> bytes | None:
+    def _fetch_one(self, statement: str, parameters: Parameters, wait: float) -> bytes | None:
         with self._connections.connection(wait) as connection:
             row = connection.execute(statement, parameters).fetchone()
-        return None if row is None else row[0]
+        value: bytes | None = None if row is None else row[0]
+        return value
 
-    def _fetch_all(self, statement: str, parameters: tuple, wait: float) -> list[tuple]:
+    def _fetch_all(self, statement: str, parameters: Parameters, wait: float) -> list[Row]:
         with self._connections.connection(wait) as connection:
-            return connection.execute(statement, parameters).fetchall()
+            rows: list[Row] = connection.execute(statement, parameters).fetchall()
+        return rows
 
-    def _change(self, statement: str, parameters: tuple, wait: float) -> int:
+    def _change(self, statement: str, parameters: Parameters, wait: float) -> int:
         with self._connections.connection(wait) as connection:
-            return connection.execute(statement, parameters).rowcount
+            changed: int = connection.execute(statement, parameters).rowcount
+        return changed

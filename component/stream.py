@@ -17,12 +17,14 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.words.protocols.jabber import error, xmlstream
 from twisted.words.xish import domish
 
 from component.parser import StanzaParser, StreamFault
 from component.serializer import to_xml
+from component.twisted_typed import XmlStream
 
 NS_COMPONENT_ACCEPT = "jabber:component:accept"
 NS_CLIENT = "jabber:client"
@@ -32,17 +34,29 @@ NS_FORWARD = "urn:xmpp:forward:0"
 _STANZA_NAMESPACES = (None, "", NS_COMPONENT_ACCEPT)
 
 
+class ReplyLink(Protocol):
+    """Where the replies to what came on a stream are written: a ``component.link.Link``, or the wrapper
+    that a delegated request's reply goes through (``component.delegation.DelegatedLink``)."""
+
+    @property
+    def jid(self) -> str:
+        """The name the replies come from."""
+
+    def send(self, stanza: str) -> bool:
+        """Write a reply (XML text); ``False`` when there is no stream to write it on."""
+
+
 class StanzaRouter(Protocol):
     """Where an authenticated stream's Iq stanzas go (``component.router.Router``), with the link they came on."""
 
-    def receive(self, iq: domish.Element, link: Any) -> None: ...
+    def receive(self, iq: domish.Element, link: ReplyLink) -> None: ...
 
-    def refuse(self, stanza: domish.Element, condition: str, text: str, link: Any) -> None: ...
+    def refuse(self, stanza: domish.Element, condition: str, text: str, link: ReplyLink) -> None: ...
 
-    def receive_message(self, message: domish.Element, link: Any) -> None: ...
+    def receive_message(self, message: domish.Element, link: ReplyLink) -> None: ...
 
 
-class ComponentStream(xmlstream.XmlStream):
+class ComponentStream(XmlStream):
     """An ``XmlStream`` whose stanzas, once authenticated, go to one router with the stream's ``link``."""
 
     log = Logger()
@@ -51,6 +65,7 @@ class ComponentStream(xmlstream.XmlStream):
     refused = False
     max_stanza_bytes = 2 * 1024 * 1024
     max_depth = 32
+    handshake_timer: IDelayedCall  # set by component.connection when the connection is made
 
     def connectionMade(self) -> None:
         # Replies are small and latency matters: without TCP_NODELAY the last reply of a burst

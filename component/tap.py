@@ -7,24 +7,25 @@ naming the file and the key, and exit status 78, never a traceback.
 from __future__ import annotations
 
 import sys
-from typing import ClassVar
+from typing import ClassVar, NoReturn
 
 from twisted.logger import jsonFileLogObserver
-from twisted.python import usage
 
-from component.config import ConfigError, Overrides, Settings, load
+from component.config import Overrides, Settings, load
+from component.config_values import ConfigError
 from component.loader import HandlerLoadError
 from component.process import EX_CONFIG, ProcessPolicy
 from component.registry import Registry
 from component.service import Component
+from component.twisted_typed import Options as UsageOptions
 
 
-def _fail(message: str, status: int = EX_CONFIG):
+def _fail(message: str, status: int = EX_CONFIG) -> NoReturn:
     sys.stderr.write(f"iqresponder: {message}\n")
     raise SystemExit(status)
 
 
-class Options(usage.Options):
+class Options(UsageOptions):
     """The command line; each option overrides its key in the configuration file."""
 
     synopsis = (
@@ -86,6 +87,7 @@ class Options(usage.Options):
 def makeService(options: Options) -> ProcessPolicy:
     """Build the component under the process's policy and load its handler modules; exit on any loading problem."""
     settings = options.settings
+    assert settings is not None, "twistd calls makeService only after postOptions has read the configuration"
     policy = ProcessPolicy()
     component = Component(
         settings, Registry(), overrides=options.overrides, on_refused=policy.refused, on_replaced=policy.replaced

@@ -30,24 +30,26 @@ import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 from xml.etree import ElementTree
 
 import pytest
 from twisted.internet import task
 from twisted.internet.testing import StringTransport
-from twisted.logger import LogEvent, LogLevel, formatEvent, globalLogPublisher
+from twisted.logger import ILogObserver, LogEvent, LogLevel, formatEvent, globalLogPublisher
 from twisted.words.xish import domish
 
-from component.config import Identity, Settings
-from component.delegation import NS_CLIENT, NS_DELEGATION_2, NS_FORWARD
+from component.config import Settings
+from component.delegation import NS_DELEGATION_2
+from component.discovery import Identity
+from component.link import Link
 from component.payload import Payload
 from component.privilege import NS_PRIVILEGE_2
 from component.registry import Registry
 from component.serializer import to_xml
 from component.service import Component
 from component.store import MemoryStore, Store
-from component.stream import NS_COMPONENT_ACCEPT
+from component.stream import NS_CLIENT, NS_COMPONENT_ACCEPT, NS_FORWARD, ComponentStream
 from component.testing_commands import CommandRun
 
 SERVER_HEADER = (
@@ -123,13 +125,13 @@ class LoggedFailures:
         self._expected: list[LogEvent] = []
 
     def __enter__(self) -> Self:
-        globalLogPublisher.addObserver(self._observe)
+        globalLogPublisher.addObserver(cast(ILogObserver, self._observe))  # any callable serves
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
     ) -> None:
-        globalLogPublisher.removeObserver(self._observe)
+        globalLogPublisher.removeObserver(cast(ILogObserver, self._observe))
         if kind is None:
             self.check()
 
@@ -179,7 +181,7 @@ class InMemoryComponent:
         self.keepalive = keepalive
         self.settings = settings or make_settings()
         self.registry = Registry()
-        extra = {"new_id": new_id} if new_id is not None else {}
+        extra: dict[str, Any] = {"new_id": new_id} if new_id is not None else {}
         self.store = MemoryStore()
         """The handlers' store, in memory; ``store.fail_with = StoreUnavailable()`` plays an outage."""
         self.component = Component(
@@ -198,7 +200,7 @@ class InMemoryComponent:
         if self.component.instance_link is not None:
             self.instance_stream, self.instance_transport = self._open(self.component.instance_link)
 
-    def _open(self, link: Any) -> tuple[Any, StringTransport]:
+    def _open(self, link: Link) -> tuple[ComponentStream, StringTransport]:
         transport = StringTransport()
         stream = link.connection.build_stream()
         stream.makeConnection(transport)

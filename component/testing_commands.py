@@ -39,7 +39,7 @@ class CommandStep:
     form_type: str | None = None
     fields: dict[str, list[str]] = field(default_factory=dict)
     field_types: dict[str, str] = field(default_factory=dict)
-    error: tuple[str, str, str | None, str | None] | None = None
+    error: tuple[str | None, str | None, str | None, str | None] | None = None
 
     @classmethod
     def read(cls, xml: str) -> CommandStep:

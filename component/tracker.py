@@ -21,7 +21,6 @@ import heapq
 import math
 import secrets
 from collections.abc import Callable
-from typing import Any
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -30,7 +29,7 @@ from twisted.words.xish import domish
 
 from component.addresses import InvalidFormat, domain_of, normal_form
 from component.errors import IqError, IqTimeout, NotConnected
-from component.metrics import NoMetrics
+from component.metrics import Metrics, NoMetrics
 
 NO_TIMEOUT = math.inf
 """Pass as ``timeout`` to wait for a response for as long as the connection lasts."""
@@ -53,9 +52,9 @@ class _Pending:
         self.sent_from = sent_from
         self.timeout = timeout
         self.deadline = math.inf
-        self.deferred: Deferred = Deferred(self)
+        self.deferred: Deferred[domish.Element] = Deferred(self)
 
-    def __call__(self, deferred: Deferred) -> None:
+    def __call__(self, deferred: Deferred[domish.Element]) -> None:
         self.tracker._forget(self.id)
 
 
@@ -80,7 +79,7 @@ class Tracker:
         server_domain: str | None,
         default_timeout: float = 30.0,
         new_id: Callable[[], str] = random_id,
-        metrics: Any = None,
+        metrics: Metrics | NoMetrics | None = None,
     ) -> None:
         self._send = send
         self._clock = clock
@@ -88,7 +87,7 @@ class Tracker:
         self._server_domain = server_domain
         self.default_timeout = default_timeout
         self._new_id = new_id
-        self._pending: dict[str, _Pending] = {}
+        self._pending: dict[str | None, _Pending] = {}  # looked up with a response's id, which may be missing
         self._deadlines: list[tuple[float, str]] = []  # a heap; entries of ended queries are left to come up
         self._timer: IDelayedCall | None = None
         self._metrics = metrics or NoMetrics()
@@ -103,7 +102,7 @@ class Tracker:
         type: str = "get",
         timeout: float | None = None,
         sender: str | None = None,
-    ) -> Deferred:
+    ) -> Deferred[domish.Element]:
         """Send an Iq ``type`` with ``payload`` to ``to`` from ``sender`` (a domain); see ``Component.query``."""
         if type not in ("get", "set"):
             raise ValueError(f"query type must be 'get' or 'set', not {type!r}")
@@ -170,7 +169,7 @@ class Tracker:
             self._metrics.query_ended("not_connected")
             entry.deferred.errback(NotConnected(reason))
 
-    def _from_expected_sender(self, attributes: dict, pending: _Pending) -> bool:
+    def _from_expected_sender(self, attributes: dict[str, str], pending: _Pending) -> bool:
         try:
             recipient = attributes.get("to")
             if recipient is None or domain_of(recipient) != pending.sent_from:
@@ -188,7 +187,7 @@ class Tracker:
         pending.deadline = deadline = self._clock.seconds() + pending.timeout
         heap = self._deadlines
         if len(heap) > 2 * len(self._pending) + 1024:  # mostly deadlines of queries that have ended
-            heap[:] = [(entry.deadline, key) for key, entry in self._pending.items() if entry.deadline != math.inf]
+            heap[:] = [(entry.deadline, entry.id) for entry in self._pending.values() if entry.deadline != math.inf]
             heapq.heapify(heap)
         else:
             heapq.heappush(heap, (deadline, pending.id))

@@ -9,10 +9,10 @@ suite has run on.
 from __future__ import annotations
 
 import signal
-from typing import Any
+from typing import Any, cast
 
 from twisted.application.internet import ClientService
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, Logger
 
 EXIT_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -26,7 +26,7 @@ class QuietClientService(ClientService):
     matters instead. ``ClientService._log`` is the logger it writes that line to.
     """
 
-    _log = Logger(observer=lambda event: None)
+    _log = Logger(observer=cast(ILogObserver, lambda event: None))  # a plain callable serves as an observer
 
 
 def forget_exit_signal(reactor: Any) -> None:

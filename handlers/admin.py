@@ -5,7 +5,7 @@ admin-reload   reload the handler modules, as SIGHUP does
 admin-modules  the loaded modules, the namespaces they serve, and the commands
 """
 
-from component import Done, Form, Note, command
+from component import Done, Form, Note, Session, command
 from component.dataforms import text_multi, text_single
 
 
@@ -29,7 +29,7 @@ def _duration(seconds: float) -> str:
 
 
 @command("admin-status", "Status")
-async def status(session):
+async def status(session: Session) -> Done:
     now = session.component.status()
     return Done(
         form=StatusReport(
@@ -42,14 +42,14 @@ async def status(session):
 
 
 @command("admin-reload", "Reload the handler modules")
-async def reload(session):
+async def reload(session: Session) -> Done:
     if session.component.reload():
         return Done("Reloaded the handler modules")
     return Done(Note("The reload failed and the previous handlers still serve; the log says why", "error"))
 
 
 @command("admin-modules", "Loaded handler modules")
-async def modules(session):
+async def modules(session: Session) -> Done:
     now = session.component.status()
     return Done(
         form=ModulesReport(

@@ -6,14 +6,14 @@ serves, and whatever handler modules publish or mount.
 """
 
 from component import Request, responder
-from component.discovery import InfoQuery, ItemsQuery
+from component.discovery import Answer, InfoQuery, ItemsQuery
 
 
 @responder(InfoQuery, "get")
-def disco_info(request: Request):
+def disco_info(request: Request) -> Answer:
     return request.component.disco.answer_info(request, request.payload.node)
 
 
 @responder(ItemsQuery, "get")
-def disco_items(request: Request):
+def disco_items(request: Request) -> Answer:
     return request.component.disco.answer_items(request, request.payload.node)

@@ -1,6 +1,6 @@
 """XEP-0202 Entity Time: the component's UTC time and its local offset."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from component import Payload, Request, child_text, responder
 
@@ -15,6 +15,7 @@ class Time(Payload, namespace=NS_TIME, element="time"):
 @responder(Time, "get")
 def entity_time(request: Request) -> Time:
     now = datetime.now(UTC)
-    minutes = int(now.astimezone().utcoffset().total_seconds() // 60)
+    offset = now.astimezone().utcoffset() or timedelta()  # an aware datetime's: never None
+    minutes = int(offset.total_seconds() // 60)
     sign = "-" if minutes < 0 else "+"
     return Time(tzo=f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}", utc=now)

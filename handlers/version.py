@@ -5,9 +5,13 @@ os = true        # also tell requesters the operating system (default: false)
 """
 
 import platform
+from typing import Any
+
+from twisted.words.xish.domish import SerializedXML
 
 import component
 from component import Payload, Request, child_text, responder, serialized
+from component.interfaces import IComponent
 
 NS_VERSION = "jabber:iq:version"
 OPTIONS = {"os": False}  # [handlers.options.version], checked by the loader before setup() sees it
@@ -27,11 +31,11 @@ def _answer(show_os: bool) -> Version:
 _answer_now = serialized(_answer(show_os=False))
 
 
-def setup(_component, options: dict) -> None:
+def setup(_component: IComponent, options: dict[str, Any]) -> None:
     global _answer_now
     _answer_now = serialized(_answer(options["os"]))
 
 
 @responder(Version, "get")
-def version(request: Request):
+def version(request: Request) -> SerializedXML:
     return _answer_now
