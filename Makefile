@@ -18,8 +18,7 @@ HANDLERS ?=
 
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: setup run test soak bench bench-peers lint format clean prosody ejabberd postgresql venv-support
-.PHONY: versions
+.PHONY: setup run test versions docs lint soak bench bench-peers format clean prosody ejabberd postgresql venv-support
 
 setup: $(INSTALLED) prosody conf/secret.txt
 
@@ -61,9 +60,12 @@ run: setup
 	    --server tcp:host=127.0.0.1:port=$(COMPONENT_PORT) \
 	    $(if $(strip $(HANDLERS)),--handlers handlers $(addprefix --handlers ,$(HANDLERS)))
 
+# The code checks first (ruff, mypy --strict), then the documentation site, the unit tests on every
+# supported Python, and the whole suite, integration tests included, on .venv's Python.
 test: setup ejabberd postgresql
+	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory docs
-	$(MAKE) versions
+	$(MAKE) --no-print-directory versions
 	$(PY) -m pytest
 
 # The unit tests on every Python version pyproject.toml's classifiers name (noxfile.py), with pyenv's
@@ -82,20 +84,17 @@ bench: setup ejabberd postgresql
 	$(PY) bench/run.py --output $(RUN_DIR)/bench-latest.json
 
 # The documentation site in docs/_build/html, warnings as errors (docs/contributing.md). make test builds it too.
-.PHONY: docs
 docs: $(INSTALLED)
 	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
 bench-peers: setup
 	sh bench/peers.sh
 
+# ruff's checks and format, then mypy --strict on component/ and handlers/ (pyproject.toml's [tool.mypy]).
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-
-# make test checks the code first: ruff, then mypy --strict with pyproject.toml's [tool.mypy].
-test: lint
 
 format: $(INSTALLED)
 	$(VENV)/bin/ruff check --fix .
