@@ -1,4 +1,5 @@
-"""The wheel users install: it says that the package is typed (PEP 561), so that their type checker reads its hints."""
+"""The wheel users install: it says that the package is typed (PEP 561), so that their type checker reads its hints,
+and carries the license its metadata names."""
 
 import subprocess
 import sys
@@ -20,3 +21,4 @@ def test_the_wheel_ships_the_py_typed_marker(tmp_path):
         names = archive.namelist()
     assert "component/py.typed" in names
     assert "component/__init__.py" in names
+    assert [name for name in names if name.endswith(".dist-info/licenses/LICENSE")] != []
