@@ -56,26 +56,33 @@ def test_wheel_holds_the_package_and_the_plugin_but_no_twisted_package_files(tmp
     assert not [name for name in names if name.startswith("twisted/") and name.endswith("__init__.py")]
 
 
+def installed(python: str, requirement: Path, directory: Path) -> Path:
+    """A clean virtualenv of ``python`` in ``directory``, with ``requirement`` (a checkout or a wheel) installed."""
+    venv = directory / "venv"
+    subprocess.run([python, "-m", "venv", str(venv)], check=True, timeout=120)
+    subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", str(requirement)], check=True, timeout=600)
+    return venv
+
+
+def run_outside_the_checkout(venv: Path, command: str, *arguments: str) -> subprocess.CompletedProcess:
+    """A command of the virtualenv, run where nothing can be imported from the source tree."""
+    return subprocess.run(
+        [str(venv / "bin" / command), *arguments],
+        cwd=venv.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
 def test_pip_install_dot_makes_twistd_iqresponder_available(tmp_path):
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", str(ROOT)], check=True, timeout=600)
-    help_text = subprocess.run(
-        [str(venv / "bin" / "twistd"), "iqresponder", "--help"],
-        cwd=tmp_path,  # not the checkout, so nothing is imported from the source tree
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    assert "--config=" in help_text and "--handlers=" in help_text
-    where = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", "import component; print(component.__file__, component.__version__)"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
+    venv = installed(sys.executable, ROOT, tmp_path)
+    shown = run_outside_the_checkout(venv, "twistd", "iqresponder", "--help")
+    assert shown.returncode == 0, shown.stderr
+    assert "--config=" in shown.stdout and "--handlers=" in shown.stdout
+    where = run_outside_the_checkout(
+        venv, "python", "-c", "import component; print(component.__file__, component.__version__)"
     ).stdout
     assert str(venv) in where and "0+unknown" not in where
 
@@ -119,27 +126,11 @@ def test_the_wheel_built_from_the_sdist_holds_the_files_of_one_built_from_the_ch
 def test_the_wheel_installs_into_a_clean_virtualenv_of_the_newest_python_and_twistd_iqresponder_help_works(
     distributions, tmp_path
 ):
-    venv = tmp_path / "venv"
-    subprocess.run([interpreter(NEWEST_PYTHON), "-m", "venv", str(venv)], check=True, timeout=120)
-    subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "--quiet", str(distributions["wheel"])], check=True, timeout=600
-    )
-    shown = subprocess.run(
-        [str(venv / "bin" / "twistd"), "iqresponder", "--help"],
-        cwd=tmp_path,  # not the checkout, so nothing is imported from the source tree
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    venv = installed(interpreter(NEWEST_PYTHON), distributions["wheel"], tmp_path)
+    shown = run_outside_the_checkout(venv, "twistd", "iqresponder", "--help")
     assert shown.returncode == 0, shown.stderr
     assert "--config=" in shown.stdout and "--handlers=" in shown.stdout
-    where = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", "import sys, component; print(sys.version_info[:2], component.__file__)"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
+    where = run_outside_the_checkout(
+        venv, "python", "-c", "import sys, component; print(sys.version_info[:2], component.__file__)"
     ).stdout
     assert where.startswith(f"({NEWEST_PYTHON.replace('.', ', ')})") and str(venv) in where
