@@ -91,8 +91,8 @@ def delegation_nodes(namespace: str) -> tuple[str, ...]:
 class DelegatedLink:
     """Where the reply to a delegated request goes: wrapped as the server expects, on the link the server used.
 
-    The router writes every reply with its request's link, as text starting
-    ``<iq `` (component/router.py); this link puts the ``jabber:client``
+    The router writes every reply with its request's link, as text that starts
+    with ``<iq`` (component/router.py); this link puts the ``jabber:client``
     namespace on it and the server's ``<delegation><forwarded>`` around it, as
     the result of the server's own Iq. An error of the user's request is an
     error *inside* the wrapper: the server passes it on to the user as it is.

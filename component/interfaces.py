@@ -1,6 +1,6 @@
 """The roles of iqresponder, named: what each side may rely on, apart from the class that plays it.
 
-As in twisted.words' ``ijabber.py``, these are zope.interface ``Interface``s: the
+As in twisted.words' ``ijabber.py``, these are zope.interface ``Interface`` classes: the
 clock a handler gets is Twisted's own ``IReactorTime``, which is one, and
 ``zope.interface.verify.verifyObject`` checks in a test that an implementation
 provides every attribute and method of its role, at run time. The annotations

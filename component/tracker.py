@@ -31,8 +31,8 @@ from component.addresses import InvalidFormat, domain_of, normal_form
 from component.errors import IqError, IqTimeout, NotConnected
 from component.metrics import Metrics, NoMetrics
 
+#: Pass as ``timeout`` to ``query()`` to wait for a response for as long as the connection lasts.
 NO_TIMEOUT = math.inf
-"""Pass as ``timeout`` to wait for a response for as long as the connection lasts."""
 
 
 def random_id() -> str:

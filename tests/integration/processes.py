@@ -38,12 +38,14 @@ class ComponentProcess:
         twistd_options: tuple[str, ...] = ("--logfile=-",),
         twist_options: tuple[str, ...] = ("--log-format=text",),
         changed: threading.Condition | None = None,
+        twistd: Path = TWISTD,
     ) -> None:
-        """``changed``: a condition several processes share, so that ``wait_until`` can watch all their logs."""
+        """``changed``: a condition several processes share, so that ``wait_until`` can watch all their logs;
+        ``twistd``: that of another installation (a wheel in a virtualenv of its own)."""
         self.config = config
         self.lines: list[str] = []
         self._changed = changed or threading.Condition()
-        runner = [str(TWIST), *twist_options] if twist else [str(TWISTD), "--nodaemon", "--pidfile=", *twistd_options]
+        runner = [str(TWIST), *twist_options] if twist else [str(twistd), "--nodaemon", "--pidfile=", *twistd_options]
         command = [*runner, "iqresponder", "--config", str(config), *extra]
         self.process = subprocess.Popen(
             command,

@@ -7,10 +7,16 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from tests.integration.conftest import PASSWORD, USER
+from tests.integration.processes import ComponentProcess
+from tests.integration.servers import EACH_SERVER
+from tests.integration.xmpp_client import XmppClient
 
 pytestmark = pytest.mark.integration
 
@@ -123,14 +129,55 @@ def test_the_wheel_built_from_the_sdist_holds_the_files_of_one_built_from_the_ch
     )
 
 
+@pytest.fixture(scope="module")
+def newest_install(distributions, tmp_path_factory) -> Path:
+    """The wheel installed into a clean virtualenv of the newest supported Python."""
+    return installed(interpreter(NEWEST_PYTHON), distributions["wheel"], tmp_path_factory.mktemp("newest"))
+
+
 def test_the_wheel_installs_into_a_clean_virtualenv_of_the_newest_python_and_twistd_iqresponder_help_works(
-    distributions, tmp_path
+    newest_install,
 ):
-    venv = installed(interpreter(NEWEST_PYTHON), distributions["wheel"], tmp_path)
-    shown = run_outside_the_checkout(venv, "twistd", "iqresponder", "--help")
+    shown = run_outside_the_checkout(newest_install, "twistd", "iqresponder", "--help")
     assert shown.returncode == 0, shown.stderr
     assert "--config=" in shown.stdout and "--handlers=" in shown.stdout
     where = run_outside_the_checkout(
-        venv, "python", "-c", "import sys, component; print(sys.version_info[:2], component.__file__)"
+        newest_install, "python", "-c", "import sys, component; print(sys.version_info[:2], component.__file__)"
     ).stdout
-    assert where.startswith(f"({NEWEST_PYTHON.replace('.', ', ')})") and str(venv) in where
+    assert where.startswith(f"({NEWEST_PYTHON.replace('.', ', ')})") and str(newest_install) in where
+
+
+@pytest.mark.servers(*EACH_SERVER)
+def test_deployed_from_the_wheel_as_the_systemd_guide_says_the_component_answers_with_the_bundled_handlers(
+    newest_install, server, secret_file, tmp_path
+):
+    """docs/howto/systemd.md: the sample configuration from share/, its handlers directory pointed at the
+    installed bundled handlers, the store in a state directory; then a user's client asks."""
+    shared = newest_install / "share" / "iqresponder"
+    sample = (shared / "conf" / "iqresponder.toml").read_text()
+    config = tmp_path / "etc" / "iqresponder.toml"
+    config.parent.mkdir()
+    config.write_text(
+        sample.replace('directories = ["../handlers"]', f'directories = ["{shared / "handlers"}"]')
+        .replace('secret_file = "secret.txt"', f'secret_file = "{secret_file}"')
+        .replace('server = "tcp:host=127.0.0.1:port=5347"', f'server = "{server.endpoint}"')
+        .replace('url = "sqlite:///store.sqlite3"', f'url = "sqlite:///{tmp_path / "state" / "store.sqlite3"}"')
+    )
+    (tmp_path / "state").mkdir()
+    assert tomllib.loads(config.read_text())["handlers"]["directories"] == [str(shared / "handlers")]
+    process = ComponentProcess(config, twistd=newest_install / "bin" / "twistd")
+    client = None
+    try:
+        process.wait_for_log("Authenticated as iq.localhost")
+        client = XmppClient(f"{USER}@localhost/deployed", PASSWORD, server.c2s_port)
+        features = client.iq("<query xmlns='http://jabber.org/protocol/disco#info'/>")
+        assert {"urn:xmpp:ping", "jabber:iq:version", "urn:xmpp:time"} <= {
+            feature.get("var") for feature in features.iter("{http://jabber.org/protocol/disco#info}feature")
+        }
+        version = client.iq("<query xmlns='jabber:iq:version'/>")
+        assert version.findtext("{jabber:iq:version}query/{jabber:iq:version}name") == "iqresponder"
+        assert process.failures() == []
+    finally:
+        if client is not None:
+            client.close()
+        assert process.stop() is not None
