@@ -21,7 +21,7 @@ author = "the iqresponder authors"
 copyright = "the iqresponder authors"
 release = __version__
 
-extensions = ["myst_parser", "sphinx.ext.autodoc"]
+extensions = ["myst_parser", "sphinx.ext.autodoc", "sphinxcontrib.zopeext.autointerface"]
 source_suffix = {".md": "markdown"}
 exclude_patterns = ["_build", "examples"]
 myst_heading_anchors = 3
