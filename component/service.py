@@ -233,7 +233,7 @@ class Component(MultiService):
         self.commands.publish(self.disco)
 
     def reload(self) -> bool:
-        """Reload the handler directories and the disco configuration, keeping the connection.
+        """Reload the handler directories, the disco configuration and who may ask what, keeping the connection.
 
         The configuration file is read again (with the same command-line
         overrides), the modules and their helpers are imported anew from their
@@ -263,6 +263,7 @@ class Component(MultiService):
             )
         settings = replace(
             self.settings,
+            access=settings.access,
             admins=settings.admins,
             command_access=settings.command_access,
             handler_directories=settings.handler_directories,
@@ -292,6 +293,7 @@ class Component(MultiService):
                 namespaces=", ".join(added),
             )
         self.router.registry = self.registry
+        self.router.access = AccessControl(settings.access)
         self.log.info(
             "Reloaded {count} handler modules; disco#info features: {features}",
             count=len(modules),

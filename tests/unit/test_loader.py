@@ -409,6 +409,23 @@ def test_a_reload_with_a_misfit_option_names_the_config_file_and_key_and_keeps_s
     assert ask(harness, "hot") == "serving"
 
 
+def test_a_reload_applies_the_access_rules_of_the_configuration_file(tmp_path):
+    hot = tmp_path / "hot"
+    write(hot, "hot.py", answering("hot", "'served'"))
+    harness = reloadable(tmp_path, hot)
+    assert ask(harness, "hot") == "served"
+    config = harness.component.settings.path
+    config.write_text(
+        config.read_text() + '\n[[access.rules]]\nnamespace = "urn:example:hot"\nallow = ["ops@localhost"]\n'
+    )
+    assert harness.component.reload()
+    assert "<forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>" in ask(harness, "hot")  # from tester@localhost
+    assert harness.ask("<iq type='get'><query xmlns='urn:example:hot'/></iq>", sender="ops@localhost/desk") == (
+        "<iq type='result' id='3' to='ops@localhost/desk' from='iq.localhost'>"
+        "<answer xmlns='urn:example:hot'>served</answer></iq>"
+    )
+
+
 # teardown(component): before a reload replaces a module, and at shutdown.
 
 RECORDING = """
