@@ -29,6 +29,7 @@ NAMESPACES = [
     "urn:xmpp:ping",
     "urn:xmpp:time",
     "custom-xep",
+    "urn:example:hello",
     "urn:example:unknown",
 ]
 # How many examples: the "suite" profile in `make test`, "soak" in `make soak` (tests/conftest.py).
@@ -44,7 +45,7 @@ jids = st.one_of(
 
 @st.composite
 def elements(draw, depth=0):
-    name = draw(st.sampled_from(["query", "ping", "time", "item", "x", "echo"]))
+    name = draw(st.sampled_from(["query", "ping", "time", "item", "hello", "x", "echo"]))
     attributes = {}
     if draw(st.booleans()):
         # A namespace name is a URI reference: no white space (domish also splits names on it).
