@@ -2,7 +2,9 @@
 
 The page (docs/reference/configuration.md) holds no table of its own: the
 ``configuration-keys`` directive of docs/conf.py writes ``component.config.reference()``
-there when the site is built, a table made from ``component.config.KEYS``.
+there when the site is built, a table made from ``component.config.KEYS``. The page's
+example file is loaded as the component loads it by tests/unit/test_docs_examples.py, as
+every whole configuration in the documentation is.
 """
 
 import importlib.util
@@ -10,7 +12,7 @@ from collections import Counter
 from itertools import takewhile
 from pathlib import Path
 
-from component.config import KEYS, load, reference, shown_default
+from component.config import KEYS, reference, shown_default
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 PAGE = DOCS / "reference" / "configuration.md"
@@ -57,15 +59,3 @@ def test_every_key_is_listed_with_its_default():
     defaults = {row[0]: row[2] for row in rows()}
     for key in KEYS:
         assert defaults[f"`{key.path}`"] == shown_default(key), key.path
-
-
-def test_the_example_file_of_the_configuration_page_is_read_as_it_stands(tmp_path):
-    example = PAGE.read_text(encoding="utf-8").split("```toml\n", 1)[1].split("```", 1)[0]
-    (tmp_path / "conf").mkdir()
-    (tmp_path / "handlers").mkdir()  # the example's directories = ["../handlers"]
-    (tmp_path / "conf" / "secret.txt").write_text("s3cret")
-    path = tmp_path / "conf" / "iqresponder.toml"
-    path.write_text(example)
-    settings = load(path, environ={})
-    assert (settings.jid, settings.secret) == ("iq.localhost", "s3cret")
-    assert settings.handler_directories == ((tmp_path / "handlers").resolve(),)

@@ -57,6 +57,8 @@ def check_toml(example) -> None:
         (path.parent / directory).mkdir(parents=True, exist_ok=True)
     settings = load(path, environ={})
     assert settings.jid == table["component"]["jid"]
+    if "secret_file" in table["component"]:
+        assert settings.secret == "s3cret"
     assert settings.handler_directories == tuple(
         (path.parent / directory).resolve() for directory in table.get("handlers", {}).get("directories", [])
     )
